@@ -1,0 +1,39 @@
+// createApp(services): composes the features into one Elysia app. No environment reads, no I/O.
+import { Elysia } from 'elysia'
+import { dialectOf, errorResponse, GatewayError } from './errors.ts'
+import { healthRoutes } from './health/routes.ts'
+import { requestIdOf } from './proxy/headers.ts'
+import { proxyRoutes } from './proxy/routes.ts'
+import type { Services } from './services.ts'
+
+export function createApp(services: Services) {
+  const { log } = services
+  return new Elysia({ name: 'neuronetz-gateway' })
+    .onError(({ code, error, request }) => {
+      const url = new URL(request.url)
+      const requestId = requestIdOf(request.headers)
+      const dialect = dialectOf(url.pathname)
+      if (error instanceof GatewayError) return errorResponse(error, dialect, requestId)
+      switch (code) {
+        case 'NOT_FOUND':
+          return errorResponse(new GatewayError('not_found', `${request.method} ${url.pathname} not found`), dialect, requestId)
+        case 'PARSE':
+        case 'VALIDATION':
+          return errorResponse(new GatewayError('bad_request', validationMessage(error)), dialect, requestId)
+        default:
+          // SPEC §5: never leak internals; the request id lets an operator find the logged cause.
+          log.error('unhandled error', { request_id: requestId, path: url.pathname, code, err: error })
+          return errorResponse(new GatewayError('internal', `internal error; quote request id ${requestId}`), dialect, requestId)
+      }
+    })
+    .use(healthRoutes(services))
+    .use(proxyRoutes(services))
+}
+
+function validationMessage(error: unknown): string {
+  const summary = (error as { all?: Array<{ summary?: string; path?: string }> }).all?.[0]
+  if (summary?.summary) return `invalid request: ${summary.path ? `${summary.path}: ` : ''}${summary.summary}`
+  return 'invalid request body'
+}
+
+export type App = ReturnType<typeof createApp>

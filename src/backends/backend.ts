@@ -1,0 +1,77 @@
+// One configured Ollama server: its address, the credentials the gateway presents to it (SPEC §3.2),
+// and the live state routing and readiness read (SPEC §4.6, §4.7).
+import type { BackendConfig } from '../config.ts'
+
+export type Health = 'unknown' | 'up' | 'down'
+
+export interface UpstreamAuth {
+  readonly header: string
+  readonly scheme: string
+  readonly token?: string
+}
+
+export class Backend {
+  readonly name: string
+  readonly url: string
+  readonly weight: number
+  /** Header pair added to every upstream request, precomputed once. */
+  readonly authHeader?: readonly [string, string]
+
+  health: Health = 'unknown'
+  lastError?: string
+  lastCheckedAt?: number
+  latencyMs?: number
+  consecutiveFailures = 0
+  inFlight = 0
+  /** Normalised model names this backend has (`/api/tags`) and has loaded (`/api/ps`). */
+  models: ReadonlySet<string> = new Set()
+  loaded: ReadonlySet<string> = new Set()
+  version?: string
+
+  constructor(config: BackendConfig, auth: UpstreamAuth) {
+    this.name = config.name
+    this.url = config.url
+    this.weight = config.weight
+    const token = config.token ?? auth.token
+    if (token) {
+      // SPEC §3.2: the scheme prefix applies only to Authorization; other headers carry the raw token.
+      const value = auth.header.toLowerCase() === 'authorization' && auth.scheme ? `${auth.scheme} ${token}` : token
+      this.authHeader = [auth.header, value]
+    }
+  }
+
+  markUp(latencyMs: number): void {
+    this.health = 'up'
+    this.latencyMs = latencyMs
+    this.consecutiveFailures = 0
+    this.lastError = undefined
+    this.lastCheckedAt = Date.now()
+  }
+
+  markDown(reason: string): void {
+    this.health = 'down'
+    this.consecutiveFailures++
+    this.lastError = reason
+    this.lastCheckedAt = Date.now()
+  }
+
+  /** What /readyz and the admin API show: never the token. */
+  describe(): Record<string, unknown> {
+    return {
+      name: this.name,
+      url: redactUrl(this.url),
+      health: this.health,
+      in_flight: this.inFlight,
+      latency_ms: this.latencyMs,
+      last_error: this.lastError,
+      last_checked_at: this.lastCheckedAt ? new Date(this.lastCheckedAt).toISOString() : undefined,
+      models: [...this.models],
+      loaded_models: [...this.loaded],
+    }
+  }
+}
+
+/** SPEC §5: upstream URLs are shown without userinfo. */
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//')
+}

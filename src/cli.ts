@@ -1,0 +1,94 @@
+// The program: flags and environment → config → services → server, and the shutdown sequence.
+// Runtime-neutral; each entry (main.ts, main.deno.ts) hands in its Runtime.
+import { readFileSync } from 'node:fs'
+import { createApp } from './app.ts'
+import { type Config, ConfigError, describeVariables, flagsToEnv, loadConfig } from './config.ts'
+import { createLogger, type Logger } from './log.ts'
+import type { Runtime } from './runtime/runtime.ts'
+import { createServices } from './services.ts'
+import { COMMIT, VERSION } from './version.ts'
+
+const USAGE = `neuronetz-gateway ${VERSION}: an authenticated gateway in front of Ollama
+
+Usage:
+  neuronetz-gateway [--flag value ...]     run the gateway
+  neuronetz-gateway --version              print the version and commit
+  neuronetz-gateway --help                 this text
+
+Every setting is an environment variable or the same-named flag (--port 8080 = PORT=8080):
+`
+
+export async function run(
+  argv: readonly string[],
+  environment: Record<string, string | undefined>,
+  runtime: Runtime,
+  isTTY: boolean,
+): Promise<void> {
+  const { env: flagEnv, rest, problems } = flagsToEnv(argv)
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(`${USAGE}${describeVariables()}\n`)
+    return
+  }
+  if (rest.includes('--version')) {
+    process.stdout.write(`neuronetz-gateway ${VERSION} (${COMMIT}) on ${runtime.name}\n`)
+    return
+  }
+  if (rest.length > 0) problems.push(`unexpected argument${rest.length > 1 ? 's' : ''}: ${rest.join(' ')} (see --help)`)
+
+  let config: Config
+  try {
+    if (problems.length > 0) throw new ConfigError(problems)
+    config = loadConfig({ ...environment, ...flagEnv }, { isTTY })
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err
+    process.stderr.write(`neuronetz-gateway: ${err.message}\n`)
+    runtime.exit(2)
+  }
+  await serve(config, runtime, createLogger({ level: config.logLevel, format: config.logFormat }))
+}
+
+async function serve(config: Config, runtime: Runtime, log: Logger): Promise<void> {
+  const services = createServices(config, log, runtime)
+  await services.start()
+  const app = createApp(services)
+  let server: ReturnType<Runtime['serve']>
+  try {
+    server = runtime.serve({
+      app,
+      hostname: config.host,
+      port: config.port,
+      ...(config.tls ? { tls: { cert: readFileSync(config.tls.certFile, 'utf8'), key: readFileSync(config.tls.keyFile, 'utf8') } } : {}),
+    })
+  } catch (err) {
+    log.error('cannot listen', { host: config.host, port: config.port, err })
+    log.flush()
+    await services.stop()
+    runtime.exit(1)
+  }
+  log.info('listening', {
+    url: `${config.tls ? 'https' : 'http'}://${config.host}:${server.port}`,
+    port: server.port,
+    version: VERSION,
+    runtime: runtime.name,
+    mode: config.databaseUrl ? 'cluster' : 'embedded',
+    backends: services.backends.all.map((b) => ({ name: b.name, health: b.health })),
+  })
+
+  // SPEC §4.1: stop accepting, give in-flight requests up to SHUTDOWN_GRACE_S, close everything, exit 0.
+  let stopping = false
+  const shutdown = async (signal: string) => {
+    if (stopping) return
+    stopping = true
+    log.info('shutting down', { signal, in_flight: services.inflight.size, grace_s: config.shutdownGraceMs / 1000 })
+    void server.stop(false)
+    const drained = await services.inflight.drain(config.shutdownGraceMs)
+    if (!drained) log.warn('grace period over; closing remaining connections', { in_flight: services.inflight.size })
+    await server.stop(true)
+    await services.stop()
+    log.info('stopped', { drained })
+    log.flush()
+    runtime.exit(0)
+  }
+  runtime.onSignal('SIGTERM', () => void shutdown('SIGTERM'))
+  runtime.onSignal('SIGINT', () => void shutdown('SIGINT'))
+}

@@ -1,0 +1,92 @@
+// SPEC §5: one error type with a machine-readable code, one code→status table, and one renderer per
+// client dialect. Internal causes are logged by the caller, never rendered.
+
+export const ERROR_STATUS = {
+  bad_request: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  model_not_found: 404,
+  method_not_allowed: 405,
+  payload_too_large: 413,
+  rate_limited: 429,
+  internal: 500,
+  upstream_unreachable: 502,
+  no_healthy_backend: 503,
+  queue_full: 503,
+  unavailable: 503,
+  upstream_timeout: 504,
+} as const
+
+export type ErrorCode = keyof typeof ERROR_STATUS
+export type Dialect = 'ollama' | 'openai' | 'admin'
+
+export class GatewayError extends Error {
+  readonly status: number
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message)
+    this.name = 'GatewayError'
+    this.status = ERROR_STATUS[code]
+  }
+}
+
+/** The dialect is a property of the path: clients of each surface parse errors differently. */
+export function dialectOf(pathname: string): Dialect {
+  if (pathname.startsWith('/v1/') || pathname === '/v1') return 'openai'
+  if (pathname.startsWith('/admin/') || pathname === '/admin') return 'admin'
+  return 'ollama'
+}
+
+// UPSTREAM §3: the OpenAI SDK maps `type` to its exception classes.
+function openaiType(status: number): string {
+  switch (status) {
+    case 400:
+    case 413:
+      return 'invalid_request_error'
+    case 401:
+      return 'authentication_error'
+    case 403:
+      return 'permission_error'
+    case 404:
+      return 'not_found_error'
+    case 429:
+      return 'rate_limit_error'
+    default:
+      return 'api_error'
+  }
+}
+
+export function errorBody(dialect: Dialect, code: string, status: number, message: string, requestId: string): string {
+  switch (dialect) {
+    case 'ollama':
+      return JSON.stringify({ error: message })
+    case 'openai':
+      return JSON.stringify({ error: { message, type: openaiType(status), param: null, code } })
+    case 'admin':
+      return JSON.stringify({ error: { code, message, request_id: requestId } })
+  }
+}
+
+export function errorResponse(err: GatewayError, dialect: Dialect, requestId: string, retryUnsafe = false): Response {
+  const headers: Record<string, string> = {
+    'content-type': 'application/json; charset=utf-8',
+    'x-request-id': requestId,
+    ...err.headers,
+  }
+  // UPSTREAM §3: the OpenAI SDK retries 5xx twice; a retry after the request reached a backend could
+  // run the same inference again.
+  if (dialect === 'openai' && err.status >= 500 && retryUnsafe) headers['x-should-retry'] = 'false'
+  return new Response(errorBody(dialect, err.code, err.status, err.message, requestId), { status: err.status, headers })
+}
+
+/** One line appended to a stream whose headers are already sent (SPEC §5, UPSTREAM §3). */
+export function midStreamError(contentType: string | null, message: string): string {
+  if (contentType?.includes('text/event-stream')) {
+    return `data: ${JSON.stringify({ error: { message, type: 'api_error', param: null, code: 'upstream_error' } })}\n\n`
+  }
+  return `${JSON.stringify({ error: message })}\n`
+}

@@ -1,0 +1,75 @@
+// Reading a JSON request body once: the bytes are forwarded unchanged (SPEC §4.8) and parsed only to
+// read the fields routing needs. Size is bounded by MAX_BODY_MB (SPEC §3.2, §6).
+import { GatewayError } from '../errors.ts'
+
+export interface ParsedBody {
+  readonly bytes: Uint8Array<ArrayBuffer>
+  readonly json: Record<string, unknown>
+}
+
+export async function readJsonBody(request: Request, maxBytes: number): Promise<ParsedBody> {
+  const bytes = await readLimited(request, maxBytes)
+  if (bytes.byteLength === 0) throw new GatewayError('bad_request', 'request body is empty; send a JSON object')
+  let json: unknown
+  try {
+    json = JSON.parse(decoder.decode(bytes))
+  } catch (err) {
+    throw new GatewayError('bad_request', `request body is not valid JSON: ${(err as Error).message}`)
+  }
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) {
+    throw new GatewayError('bad_request', 'request body must be a JSON object')
+  }
+  return { bytes, json: json as Record<string, unknown> }
+}
+
+const decoder = new TextDecoder()
+
+function tooLarge(maxBytes: number): GatewayError {
+  const mb = Math.round((maxBytes / 1024 / 1024) * 1000) / 1000
+  return new GatewayError('payload_too_large', `request body exceeds the ${mb} MB limit (MAX_BODY_MB)`)
+}
+
+async function readLimited(request: Request, maxBytes: number): Promise<Uint8Array<ArrayBuffer>> {
+  const declared = request.headers.get('content-length')
+  if (declared !== null) {
+    if (Number(declared) > maxBytes) throw tooLarge(maxBytes)
+    return new Uint8Array(await request.arrayBuffer())
+  }
+  if (!request.body) return new Uint8Array(0)
+  // Chunked upload: count as we go and stop reading at the limit.
+  const parts: Uint8Array[] = []
+  let total = 0
+  const reader = request.body.getReader()
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    total += value.byteLength
+    if (total > maxBytes) {
+      await reader.cancel().catch(() => {})
+      throw tooLarge(maxBytes)
+    }
+    parts.push(value)
+  }
+  const out = new Uint8Array(total)
+  let offset = 0
+  for (const part of parts) {
+    out.set(part, offset)
+    offset += part.byteLength
+  }
+  return out
+}
+
+/** The model a body names, from the endpoint's fields in order (legacy `name`, UPSTREAM §1). */
+export function modelOf(json: Record<string, unknown>, fields: readonly string[]): string | undefined {
+  for (const field of fields) {
+    const value = json[field]
+    if (typeof value === 'string' && value.trim() !== '') return value.trim()
+  }
+  return undefined
+}
+
+/** Whether the client asked for a stream; absent `stream` follows the surface's default (UPSTREAM §1). */
+export function wantsStream(json: Record<string, unknown>, byDefault: boolean): boolean {
+  const value = json.stream
+  return typeof value === 'boolean' ? value : byDefault
+}

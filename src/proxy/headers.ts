@@ -1,0 +1,82 @@
+// SPEC §4.8, UPSTREAM §6: what crosses the gateway in each direction.
+
+// RFC 9110 §7.6.1: connection-specific fields are not forwarded by a proxy.
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+])
+
+// Never sent upstream: the client's credentials (SPEC §4.8), Origin (Ollama answers 403 to unknown
+// origins, UPSTREAM §6), Host (the backend's own is used), lengths and encodings the runtime recomputes,
+// and the gateway's own control headers.
+const REQUEST_DROP = new Set([
+  ...HOP_BY_HOP,
+  'host',
+  'authorization',
+  'x-api-key',
+  'cookie',
+  'origin',
+  'content-length',
+  'accept-encoding',
+  'x-request-id',
+  'x-backend',
+])
+
+// The runtime's fetch decompresses, so the encoding and length of what it hands us no longer match
+// the upstream's headers; dropping both keeps bytes and headers consistent.
+const RESPONSE_DROP = new Set([...HOP_BY_HOP, 'content-encoding', 'content-length'])
+
+function connectionListed(headers: Headers): Set<string> | undefined {
+  const listed = headers.get('connection')
+  if (!listed) return undefined
+  return new Set(listed.split(',').map((t) => t.trim().toLowerCase()))
+}
+
+export function upstreamRequestHeaders(incoming: Headers, requestId: string, auth?: readonly [string, string]): Headers {
+  const out = new Headers()
+  const listed = connectionListed(incoming)
+  incoming.forEach((value, name) => {
+    if (REQUEST_DROP.has(name) || listed?.has(name)) return
+    out.set(name, value)
+  })
+  out.set('x-request-id', requestId)
+  if (auth) out.set(auth[0], auth[1])
+  return out
+}
+
+export function clientResponseHeaders(upstream: Headers, requestId: string): Headers {
+  const out = new Headers()
+  const listed = connectionListed(upstream)
+  const decoded = upstream.has('content-encoding')
+  upstream.forEach((value, name) => {
+    if (HOP_BY_HOP.has(name) || listed?.has(name)) return
+    if (decoded && RESPONSE_DROP.has(name)) return
+    if (name === 'content-length') return
+    out.append(name, value)
+  })
+  out.set('x-request-id', requestId)
+  if (isStreamingType(out.get('content-type'))) {
+    out.set('cache-control', 'no-cache')
+    out.set('x-accel-buffering', 'no')
+  }
+  return out
+}
+
+export function isStreamingType(contentType: string | null): boolean {
+  return contentType !== null && (contentType.includes('ndjson') || contentType.includes('event-stream'))
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
+
+/** Reuses a well-formed client request id (so traces join up), else makes one. */
+export function requestIdOf(headers: Headers): string {
+  const given = headers.get('x-request-id')
+  return given && REQUEST_ID.test(given) ? given : crypto.randomUUID()
+}

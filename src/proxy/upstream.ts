@@ -1,0 +1,84 @@
+// One request to one backend: native fetch, no redirects followed (SPEC §6), a deadline for the
+// response headers (SPEC §3.2 OLLAMA_READ_TIMEOUT_S) and transport failures mapped to gateway errors.
+import { setTimeout as startTimer } from 'node:timers'
+import type { Backend } from '../backends/backend.ts'
+import { GatewayError } from '../errors.ts'
+
+export interface UpstreamCall {
+  readonly backend: Backend
+  readonly method: string
+  /** Path and query, e.g. `/api/chat?x=1`. */
+  readonly target: string
+  readonly headers: Headers
+  readonly body?: BodyInit | null
+  /** Aborts the upstream request: client disconnects and read timeouts both end here. */
+  readonly abort: AbortController
+  readonly readTimeoutMs: number
+}
+
+/** Why an upstream call was aborted, so the catch can tell a timeout from a departed client. */
+export class UpstreamTimeout extends Error {
+  constructor(readonly seconds: number) {
+    super(`no answer within ${seconds}s`)
+    this.name = 'UpstreamTimeout'
+  }
+}
+export class ClientGone extends Error {
+  constructor() {
+    super('client closed the connection')
+    this.name = 'ClientGone'
+  }
+}
+
+/** A transport failure before any response byte: another backend may be tried (SPEC §4.7). */
+export class UpstreamFailure extends GatewayError {
+  constructor(
+    readonly backendName: string,
+    readonly reason: 'refused' | 'reset' | 'timeout' | 'other',
+    message: string,
+  ) {
+    super(reason === 'timeout' ? 'upstream_timeout' : 'upstream_unreachable', message)
+  }
+  /** True when the request may have reached Ollama, so a retry could run the inference again. */
+  get mayHaveRun(): boolean {
+    return this.reason !== 'refused'
+  }
+}
+
+export async function callUpstream(call: UpstreamCall): Promise<Response> {
+  const { backend, abort } = call
+  const timer = startTimer(() => abort.abort(new UpstreamTimeout(call.readTimeoutMs / 1000)), call.readTimeoutMs)
+  const init: RequestInit & { decompress?: boolean; duplex?: 'half' } = {
+    method: call.method,
+    headers: call.headers,
+    body: call.body ?? null,
+    signal: abort.signal,
+    redirect: 'manual',
+  }
+  if (call.body instanceof ReadableStream) init.duplex = 'half'
+  try {
+    return await fetch(backend.url + call.target, init)
+  } catch (err) {
+    throw classify(err, abort.signal, backend.name)
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+function classify(err: unknown, signal: AbortSignal, name: string): Error {
+  if (signal.aborted) {
+    const reason = signal.reason
+    if (reason instanceof UpstreamTimeout) {
+      return new UpstreamFailure(name, 'timeout', `backend '${name}' did not answer within ${reason.seconds}s`)
+    }
+    return reason instanceof ClientGone ? reason : new ClientGone()
+  }
+  const code = String((err as { code?: unknown })?.code ?? '')
+  if (code === 'ECONNREFUSED' || code === 'ConnectionRefused' || /refused/i.test(String(err))) {
+    return new UpstreamFailure(name, 'refused', `cannot reach backend '${name}': connection refused`)
+  }
+  if (code === 'ECONNRESET' || code === 'ConnectionClosed' || /reset|closed/i.test(String(err))) {
+    return new UpstreamFailure(name, 'reset', `backend '${name}' closed the connection before answering`)
+  }
+  return new UpstreamFailure(name, 'other', `cannot reach backend '${name}': ${code || 'network error'}`)
+}

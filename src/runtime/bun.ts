@@ -1,0 +1,38 @@
+// The Bun side of the runtime seam: Elysia's own listen (it compiles routes into Bun's native router)
+// with the server settings a streaming gateway needs.
+import type { Runtime, ServeOptions, Server } from './runtime.ts'
+
+type BunServer = ReturnType<typeof Bun.serve>
+let current: BunServer | undefined
+
+export const bunRuntime: Runtime = {
+  name: 'bun',
+  serve({ app, hostname, port, tls }: ServeOptions): Server {
+    app.listen({
+      hostname,
+      port,
+      // STACK: the 30 s default idle timeout cuts a stream that waits on a cold model load.
+      idleTimeout: 0,
+      // STACK: with port reuse two instances silently share a port; a second one must fail to bind.
+      reusePort: false,
+      // JSON bodies are bounded by MAX_BODY_MB in the proxy; blob uploads (many GB) are exempt.
+      maxRequestBodySize: Number.MAX_SAFE_INTEGER,
+      ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}),
+    })
+    const server = app.server as BunServer
+    current = server
+    return {
+      port: server.port ?? port,
+      stop: (force) => server.stop(force),
+    }
+  },
+  clientIp(request) {
+    return current?.requestIP(request)?.address ?? 'unknown'
+  },
+  // On Bun, request.signal fires when the client disconnects before the response completes.
+  clientSignal: (request) => request.signal,
+  onSignal(signal, handler) {
+    process.on(signal, handler)
+  },
+  exit: (code) => process.exit(code),
+}

@@ -1,0 +1,48 @@
+// The Deno side of the runtime seam (SPEC §8.3). Elysia's Bun adapter does not run here: the app's
+// `fetch` is served with Deno.serve, and lifecycle is driven by cli.ts on every runtime alike.
+import type { Runtime, ServeOptions, Server } from './runtime.ts'
+
+declare const Deno: {
+  serve(
+    options: { hostname: string; port: number; cert?: string; key?: string; onListen?: (addr: { port: number }) => void },
+    handler: (request: Request, info: { remoteAddr: { hostname: string } }) => Response | Promise<Response>,
+  ): { addr: { port: number }; shutdown(): Promise<void>; finished: Promise<void> }
+  addSignalListener(signal: string, handler: () => void): void
+  exit(code: number): never
+}
+
+const peers = new WeakMap<Request, string>()
+
+export const denoRuntime: Runtime = {
+  name: 'deno',
+  serve(options: ServeOptions): Server {
+    const fetchApp = options.app.fetch
+    const server = Deno.serve(
+      {
+        hostname: options.hostname,
+        port: options.port,
+        ...(options.tls ? { cert: options.tls.cert, key: options.tls.key } : {}),
+        onListen: () => {},
+      },
+      (request, info) => {
+        peers.set(request, info.remoteAddr.hostname)
+        return fetchApp(request)
+      },
+    )
+    let shutdown: Promise<void> | undefined
+    return {
+      port: server.addr.port,
+      // Deno's shutdown() is graceful; there is no forced variant, so a forced stop just stops waiting.
+      stop: (force) => {
+        shutdown ??= server.shutdown()
+        return force ? Promise.resolve() : shutdown
+      },
+    }
+  },
+  clientIp: (request) => peers.get(request) ?? 'unknown',
+  // Deno's request.signal also fires after a successful response, so it cannot mean "client left";
+  // a departed client still cancels the response stream, which aborts upstream (proxy/relay.ts).
+  clientSignal: () => undefined,
+  onSignal: (signal, handler) => Deno.addSignalListener(signal, handler),
+  exit: (code) => Deno.exit(code),
+}

@@ -1,0 +1,29 @@
+// The one seam between the gateway and the runtime it runs on (SPEC §8.3, STYLE principle 6).
+// Each entry (main.ts for Bun, main.deno.ts for Deno) supplies one of these; nothing else in src/
+// knows which runtime it is on.
+
+import type { AnyElysia } from 'elysia'
+
+export interface ServeOptions {
+  readonly hostname: string
+  readonly port: number
+  readonly tls?: { readonly cert: string; readonly key: string }
+  readonly app: AnyElysia
+}
+
+export interface Server {
+  readonly port: number
+  /** Stop accepting connections; in-flight requests go on unless `force`. */
+  stop(force: boolean): Promise<void>
+}
+
+export interface Runtime {
+  readonly name: 'bun' | 'deno'
+  serve(options: ServeOptions): Server
+  /** The peer address of a request being served. */
+  clientIp(request: Request): string
+  /** A signal that fires when the client disconnects, where the runtime offers one with that meaning. */
+  clientSignal(request: Request): AbortSignal | undefined
+  onSignal(signal: 'SIGTERM' | 'SIGINT', handler: () => void): void
+  exit(code: number): never
+}
