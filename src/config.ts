@@ -244,7 +244,8 @@ function stripSlash(url: string): string {
  * variable, its problem and the expected form; secrets are never echoed.
  */
 export function loadConfig(source: Record<string, string | undefined>, opts: { isTTY?: boolean } = {}): Config {
-  const picked = coerce(pickEnv(source))
+  const raw = pickEnv(source)
+  const picked = coerce(raw)
   const withDefaults = Value.Default(EnvSchema, structuredClone(picked)) as Record<string, unknown>
   const problems: string[] = []
   const reported = new Set<string>()
@@ -253,7 +254,7 @@ export function loadConfig(source: Record<string, string | undefined>, opts: { i
     if (reported.has(name)) continue
     reported.add(name)
     const expected = (properties[name] as { expected?: string } | undefined)?.expected ?? error.message
-    problems.push(`${describeValue(name, picked[name])}: expected ${expected}`)
+    problems.push(`${describeValue(name, raw[name])}: expected ${expected}`)
   }
   if (problems.length > 0) throw new ConfigError(problems)
   const env = withDefaults as Env

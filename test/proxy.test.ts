@@ -1,0 +1,327 @@
+// SPEC §4.8 and §5 through the front door: a real gateway process in front of a real fake Ollama.
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:test'
+import { createHash } from 'node:crypto'
+import { FakeOllama } from './helpers/fake-ollama.ts'
+import { type GatewayProcess, startGateway } from './helpers/gateway.ts'
+
+const fake = new FakeOllama()
+let gw: GatewayProcess
+
+beforeAll(async () => {
+  fake.start()
+  gw = await startGateway({
+    env: { OLLAMA_BASE_URL: fake.url, OLLAMA_AUTH_TOKEN: 'upstream-secret', OLLAMA_READ_TIMEOUT_S: '1', MAX_BODY_MB: '1' },
+  })
+})
+afterAll(async () => {
+  await gw.stop()
+  await fake.stop()
+})
+beforeEach(() => fake.reset())
+
+const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
+  fetch(gw.url + path, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  })
+
+async function waitFor(cond: () => boolean, ms = 2000): Promise<void> {
+  const until = Date.now() + ms
+  while (!cond()) {
+    if (Date.now() > until) throw new Error('condition not met in time')
+    await Bun.sleep(10)
+  }
+}
+
+describe('forwarding (SPEC §4.8)', () => {
+  test('a streamed chat arrives byte for byte as the upstream sent it', async () => {
+    const res = await post('/api/chat', { model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }] })
+    expect(res.status).toBe(200)
+    expect(res.headers.get('content-type')).toBe('application/x-ndjson')
+    expect(res.headers.get('cache-control')).toBe('no-cache')
+    expect(res.headers.get('x-accel-buffering')).toBe('no')
+    const text = await res.text()
+    expect(text).toBe(fake.sentText(fake.last('/api/chat')))
+    expect(text.trim().split('\n')).toHaveLength(4)
+    expect(JSON.parse(text.trim().split('\n').at(-1) as string).done).toBe(true)
+  })
+
+  test('the request body reaches upstream byte for byte, unknown and future fields included', async () => {
+    const raw =
+      '{"model":"llama3.2","prompt":"x","think":true,"tools":[1],"format":{"type":"object"},"options":{"num_ctx":8192},"a_future_field":  [1, {"b":null}]}'
+    const res = await post('/api/generate', raw)
+    expect(res.status).toBe(200)
+    await res.text()
+    expect(new TextDecoder().decode(fake.last('/api/generate').body)).toBe(raw)
+  })
+
+  test('header hygiene: credentials, Origin, hop-by-hop dropped; Host, token, request id set; User-Agent kept', async () => {
+    const res = await post(
+      '/api/chat',
+      { model: 'llama3.2', messages: [], stream: false },
+      {
+        authorization: 'Bearer client-key',
+        'x-api-key': 'client-key-2',
+        origin: 'http://evil.example',
+        cookie: 'session=1',
+        connection: 'keep-alive, x-drop-me',
+        'x-drop-me': '1',
+        'proxy-authorization': 'Basic abc',
+        'user-agent': 'ollama-js/0.6.4 (x64 linux Node.js/v20)',
+        'x-custom': 'kept',
+      },
+    )
+    await res.text()
+    const h = fake.last('/api/chat').headers
+    expect(h.authorization).toBe('Bearer upstream-secret')
+    expect(h['x-api-key']).toBeUndefined()
+    expect(h.origin).toBeUndefined()
+    expect(h.cookie).toBeUndefined()
+    expect(h['x-drop-me']).toBeUndefined()
+    expect(h['proxy-authorization']).toBeUndefined()
+    expect(h.host).toBe(`127.0.0.1:${fake.port}`)
+    expect(h['user-agent']).toBe('ollama-js/0.6.4 (x64 linux Node.js/v20)')
+    expect(h['x-custom']).toBe('kept')
+    expect(h['x-request-id']).toBe(res.headers.get('x-request-id') as string)
+  })
+
+  test('a well-formed client X-Request-Id is kept end to end; a malformed one is replaced', async () => {
+    const kept = await post('/api/show', { model: 'llama3.2' }, { 'x-request-id': 'trace-123.abc' })
+    await kept.text()
+    expect(kept.headers.get('x-request-id')).toBe('trace-123.abc')
+    expect(fake.last('/api/show').headers['x-request-id']).toBe('trace-123.abc')
+    const replaced = await post('/api/show', { model: 'llama3.2' }, { 'x-request-id': 'bad id with spaces' })
+    await replaced.text()
+    expect(replaced.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/)
+  })
+
+  test('each chunk reaches the client before upstream emits the next (no buffering)', async () => {
+    fake.behaviour.chunks = 4
+    fake.behaviour.chunkDelayMs = 250
+    const res = await post('/api/generate', { model: 'llama3.2', prompt: 'x' })
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader()
+    const record = fake.last('/api/generate')
+    let text = ''
+    let seen = 0
+    for (;;) {
+      const { done, value } = await reader.read()
+      if (done) break
+      text += new TextDecoder().decode(value)
+      const lines = text.split('\n').filter(Boolean).length
+      // When the client holds line k, the upstream has not yet sent line k+1.
+      for (; seen < lines; seen++) expect(record.sent.length).toBe(seen + 1)
+    }
+    expect(seen).toBe(5)
+    expect(text).toBe(fake.sentText(record))
+  })
+
+  test('a gzip-compressed upstream answer arrives readable, with consistent headers', async () => {
+    fake.behaviour.gzip = true
+    const res = await post('/api/chat', { model: 'llama3.2', messages: [], stream: false })
+    expect(res.headers.get('content-encoding')).toBeNull()
+    const body = await res.json()
+    expect(body.done).toBe(true)
+    expect(body.message.content).toBe('w0 w1 w2 ')
+  })
+
+  test('GET and HEAD / answer "Ollama is running" without touching a backend', async () => {
+    const res = await fetch(`${gw.url}/`)
+    expect(await res.text()).toBe('Ollama is running')
+    const head = await fetch(`${gw.url}/`, { method: 'HEAD' })
+    expect(head.status).toBe(200)
+    expect(fake.received).toHaveLength(0)
+  })
+
+  test('HEAD /api/tags and /api/version are forwarded as HEAD', async () => {
+    for (const path of ['/api/tags', '/api/version']) {
+      const res = await fetch(gw.url + path, { method: 'HEAD' })
+      expect(res.status).toBe(200)
+      expect(fake.last(path).method).toBe('HEAD')
+    }
+  })
+
+  test('DELETE /api/delete carries its JSON body upstream', async () => {
+    fake.models.push({ name: 'gone:latest' })
+    const res = await fetch(`${gw.url}/api/delete`, { method: 'DELETE', body: '{"model":"gone:latest"}' })
+    expect(res.status).toBe(200)
+    const r = fake.last('/api/delete')
+    expect(r.method).toBe('DELETE')
+    expect(new TextDecoder().decode(r.body)).toBe('{"model":"gone:latest"}')
+    expect(fake.models.some((m) => m.name === 'gone:latest')).toBe(false)
+  })
+
+  test('blob uploads stream through (larger than MAX_BODY_MB) and keep Ollama statuses', async () => {
+    const blob = new Uint8Array(3 * 1024 * 1024).map((_, i) => i % 251)
+    const digest = `sha256:${createHash('sha256').update(blob).digest('hex')}`
+    const created = await fetch(`${gw.url}/api/blobs/${digest}`, { method: 'POST', body: blob })
+    expect(created.status).toBe(201)
+    expect(fake.blobs.get(digest)).toBe(blob.byteLength)
+    const exists = await fetch(`${gw.url}/api/blobs/${digest}`, { method: 'HEAD' })
+    expect(exists.status).toBe(200)
+    const mismatch = await fetch(`${gw.url}/api/blobs/sha256:${'0'.repeat(64)}`, { method: 'POST', body: blob })
+    expect(mismatch.status).toBe(400)
+    expect(await mismatch.json()).toEqual({ error: 'digest mismatch' })
+  })
+
+  test('pull progress streams every line through to success', async () => {
+    const res = await post('/api/pull', { model: 'qwen3:0.6b' })
+    const lines = (await res.text())
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+    expect(lines[0].status).toBe('pulling manifest')
+    expect(lines.at(-1)).toEqual({ status: 'success' })
+    expect(res.headers.get('x-backend')).toBe('default')
+  })
+
+  test('OpenAI SSE streams pass through unchanged', async () => {
+    const res = await post('/v1/chat/completions', { model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }], stream: true })
+    expect(res.headers.get('content-type')).toBe('text/event-stream')
+    const text = await res.text()
+    expect(text).toBe(fake.sentText(fake.last('/v1/chat/completions')))
+    expect(text.endsWith('data: [DONE]\n\n')).toBe(true)
+  })
+})
+
+describe('client disconnect (SPEC §4.8)', () => {
+  test('aborting mid-stream aborts the upstream request at once', async () => {
+    fake.behaviour.chunks = 50
+    fake.behaviour.chunkDelayMs = 100
+    const controller = new AbortController()
+    const res = await fetch(`${gw.url}/api/chat`, {
+      method: 'POST',
+      body: JSON.stringify({ model: 'llama3.2', messages: [] }),
+      signal: controller.signal,
+    })
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader()
+    await reader.read()
+    controller.abort()
+    const record = fake.last('/api/chat')
+    await waitFor(() => record.aborted, 2000)
+    expect(record.sent.length).toBeLessThan(50)
+  })
+
+  test('aborting before the upstream answers (slow first byte) aborts the upstream request', async () => {
+    fake.behaviour.firstByteDelayMs = 800
+    const controller = new AbortController()
+    const pending = fetch(`${gw.url}/api/generate`, {
+      method: 'POST',
+      body: JSON.stringify({ model: 'llama3.2', prompt: 'x' }),
+      signal: controller.signal,
+    }).catch((e) => e)
+    await waitFor(() => fake.received.some((r) => r.path === '/api/generate'))
+    controller.abort()
+    await pending
+    const record = fake.last('/api/generate')
+    await waitFor(() => record.aborted, 2000)
+    expect(record.sent).toHaveLength(0)
+  })
+})
+
+describe('errors in the route dialect (SPEC §5)', () => {
+  test('a slow backend is a 504 in both dialects; /v1 says not to retry', async () => {
+    fake.behaviour.firstByteDelayMs = 1500
+    const native = await post('/api/generate', { model: 'llama3.2', prompt: 'x' })
+    expect(native.status).toBe(504)
+    expect(await native.json()).toEqual({ error: "backend 'default' did not answer within 1s" })
+    const openai = await post('/v1/chat/completions', { model: 'llama3.2', messages: [] })
+    expect(openai.status).toBe(504)
+    expect(openai.headers.get('x-should-retry')).toBe('false')
+    const body = await openai.json()
+    expect(body.error).toMatchObject({ type: 'api_error', code: 'upstream_timeout', param: null })
+    expect(openai.headers.get('x-request-id')).toBeTruthy()
+  })
+
+  test('a stream that stalls longer than the read timeout ends with an error line', async () => {
+    fake.behaviour.chunks = 3
+    fake.behaviour.chunkDelayMs = 1500
+    const res = await post('/api/chat', { model: 'llama3.2', messages: [] })
+    expect(res.status).toBe(200)
+    const lines = (await res.text())
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+    expect(lines[0].done).toBe(false)
+    expect(lines.at(-1).error).toContain('upstream stopped sending for 1s')
+  })
+
+  test('a connection that breaks mid-stream ends NDJSON with an error line and SSE with an error event', async () => {
+    fake.behaviour.breakAfter = 2
+    const native = await post('/api/chat', { model: 'llama3.2', messages: [] })
+    const lines = (await native.text())
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+    expect(lines).toHaveLength(3)
+    expect(typeof lines[2].error).toBe('string')
+    expect(lines.some((l) => l.done === true)).toBe(false)
+
+    const sse = await post('/v1/chat/completions', { model: 'llama3.2', messages: [], stream: true })
+    const text = await sse.text()
+    const last = text.trim().split('\n\n').at(-1) as string
+    expect(last.startsWith('data: ')).toBe(true)
+    expect(JSON.parse(last.slice(6)).error.message).toContain('mid-stream')
+  })
+
+  test('Ollama errors pass through with their status and body', async () => {
+    const res = await post('/api/chat', { model: 'missing-model', messages: [] })
+    expect(res.status).toBe(404)
+    expect(await res.json()).toEqual({ error: "model 'missing-model' not found" })
+  })
+
+  test('bad input: empty body, invalid JSON, non-object, missing model, oversized body', async () => {
+    const cases: Array<[string, string, number, string]> = [
+      ['/api/chat', '', 400, 'request body is empty; send a JSON object'],
+      ['/api/chat', '{"model":', 400, 'request body is not valid JSON'],
+      ['/api/chat', '[1,2]', 400, 'request body must be a JSON object'],
+      ['/api/chat', '{"messages":[]}', 400, 'model is required'],
+      ['/api/copy', '{"destination":"x"}', 400, 'source is required'],
+    ]
+    for (const [path, body, status, message] of cases) {
+      const res = await post(path, body)
+      expect(res.status).toBe(status)
+      expect((await res.json()).error).toContain(message)
+    }
+    const big = await post('/api/chat', JSON.stringify({ model: 'llama3.2', pad: 'x'.repeat(1.5 * 1024 * 1024) }))
+    expect(big.status).toBe(413)
+    expect((await big.json()).error).toContain('MAX_BODY_MB')
+    const v1 = await post('/v1/chat/completions', '{')
+    expect(v1.status).toBe(400)
+    expect((await v1.json()).error).toMatchObject({ type: 'invalid_request_error', code: 'bad_request', param: null })
+    expect(fake.received.filter((r) => r.path === '/api/chat' || r.path === '/api/copy')).toHaveLength(0)
+  })
+
+  test('unknown paths are 404 and wrong methods 405, in the Ollama dialect', async () => {
+    const unknown = await fetch(`${gw.url}/api/nope`)
+    expect(unknown.status).toBe(404)
+    expect(await unknown.json()).toEqual({ error: 'GET /api/nope not found' })
+    const wrong = await fetch(`${gw.url}/api/chat`)
+    expect(wrong.status).toBe(405)
+    expect(wrong.headers.get('allow')).toBe('POST')
+    expect((await wrong.json()).error).toContain('method GET not allowed')
+  })
+})
+
+describe('dead backend (SPEC §5)', () => {
+  test('connection refused is a 502 in both dialects, naming the backend but not its URL', async () => {
+    const dead = await startGateway({ env: { OLLAMA_BASE_URL: 'http://user:pw@127.0.0.1:1' } })
+    try {
+      const native = await fetch(`${dead.url}/api/chat`, { method: 'POST', body: '{"model":"m"}' })
+      expect(native.status).toBe(502)
+      expect(await native.json()).toEqual({ error: "cannot reach backend 'default': connection refused" })
+      const openai = await fetch(`${dead.url}/v1/chat/completions`, { method: 'POST', body: '{"model":"m","messages":[]}' })
+      expect(openai.status).toBe(502)
+      const text = await openai.text()
+      expect(JSON.parse(text).error).toMatchObject({ code: 'upstream_unreachable', type: 'api_error' })
+      expect(text).not.toContain('pw')
+      // Nothing ran upstream, so a retry is safe: no x-should-retry: false.
+      expect(openai.headers.get('x-should-retry')).toBeNull()
+      const ready = await fetch(`${dead.url}/readyz`)
+      expect(ready.status).toBe(503)
+      expect((await ready.json()).status).toBe('not_ready')
+    } finally {
+      await dead.stop()
+    }
+  })
+})
