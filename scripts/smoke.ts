@@ -1,0 +1,52 @@
+// CI smoke tests (SPEC §8.1, §8.3): the compiled binary from an empty folder with no node_modules,
+// and the same source on Deno. Each: start, /healthz, one proxied streamed chat, SIGTERM, exit 0.
+// Usage: bun scripts/smoke.ts binary|deno   (prints one `ok`/`not ok` line per check)
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { FakeOllama } from '../test/helpers/fake-ollama.ts'
+import { startGateway } from '../test/helpers/gateway.ts'
+
+const root = join(import.meta.dir, '..')
+const which = process.argv[2]
+if (which !== 'binary' && which !== 'deno') {
+  process.stderr.write('usage: bun scripts/smoke.ts binary|deno\n')
+  process.exit(2)
+}
+
+let failed = 0
+const check = (name: string, ok: boolean, detail = '') => {
+  if (!ok) failed++
+  process.stdout.write(`${ok ? 'ok' : 'not ok'} - ${which}: ${name}${ok || !detail ? '' : ` (${detail})`}\n`)
+}
+
+const fake = new FakeOllama().start()
+fake.behaviour.chunks = 5
+fake.behaviour.chunkDelayMs = 20
+const dir = mkdtempSync(join(tmpdir(), `nnz-smoke-${which}-`))
+let command: string[]
+if (which === 'binary') {
+  copyFileSync(join(root, 'dist', 'neuronetz-gateway'), join(dir, 'neuronetz-gateway'))
+  command = [join(dir, 'neuronetz-gateway')]
+} else {
+  command = [join(root, 'node_modules', '.bin', 'deno'), 'run', '-A', join(root, 'src', 'main.deno.ts')]
+}
+
+try {
+  const gw = await startGateway({ command, cwd: which === 'binary' ? dir : root, env: { OLLAMA_BASE_URL: fake.url, DATA_DIR: join(dir, 'data') } })
+  check('starts and listens', gw.port > 0)
+  const health = await fetch(`${gw.url}/healthz`)
+  check('/healthz answers 200', health.status === 200, String(health.status))
+  const res = await fetch(`${gw.url}/api/chat`, { method: 'POST', body: JSON.stringify({ model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }] }) })
+  const text = await res.text()
+  const sent = fake.sentText(fake.last('/api/chat'))
+  check('a streamed chat arrives byte for byte', res.status === 200 && text === sent && text.includes('"done":true'), `status ${res.status}`)
+  const code = await gw.stop('SIGTERM')
+  check('SIGTERM exits 0', code === 0, `exit ${code}\n${gw.output()}`)
+} catch (err) {
+  check('runs', false, String(err))
+} finally {
+  await fake.stop()
+  rmSync(dir, { recursive: true, force: true })
+}
+process.exit(failed === 0 ? 0 : 1)
