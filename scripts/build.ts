@@ -1,7 +1,8 @@
 // SPEC §8.1: `bun run build` → dist/neuronetz-gateway, one executable that runs with no node_modules.
 // `bun run build -- --target bun-linux-arm64 --outfile dist/x` builds for another platform.
-import { $ } from 'bun'
+
 import { join } from 'node:path'
+import { $ } from 'bun'
 
 const root = join(import.meta.dir, '..')
 const args = process.argv.slice(2)

@@ -33,14 +33,25 @@ if (which === 'binary') {
 }
 
 try {
-  const gw = await startGateway({ command, cwd: which === 'binary' ? dir : root, env: { OLLAMA_BASE_URL: fake.url, DATA_DIR: join(dir, 'data') } })
+  const gw = await startGateway({
+    command,
+    cwd: which === 'binary' ? dir : root,
+    env: { OLLAMA_BASE_URL: fake.url, DATA_DIR: join(dir, 'data') },
+  })
   check('starts and listens', gw.port > 0)
   const health = await fetch(`${gw.url}/healthz`)
   check('/healthz answers 200', health.status === 200, String(health.status))
-  const res = await fetch(`${gw.url}/api/chat`, { method: 'POST', body: JSON.stringify({ model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }] }) })
+  const res = await fetch(`${gw.url}/api/chat`, {
+    method: 'POST',
+    body: JSON.stringify({ model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }] }),
+  })
   const text = await res.text()
   const sent = fake.sentText(fake.last('/api/chat'))
-  check('a streamed chat arrives byte for byte', res.status === 200 && text === sent && text.includes('"done":true'), `status ${res.status}`)
+  check(
+    'a streamed chat arrives byte for byte',
+    res.status === 200 && text === sent && text.includes('"done":true'),
+    `status ${res.status}`,
+  )
   const code = await gw.stop('SIGTERM')
   check('SIGTERM exits 0', code === 0, `exit ${code}\n${gw.output()}`)
 } catch (err) {
