@@ -17,6 +17,8 @@ export interface Behaviour {
   /** Compress the response body with gzip. */
   gzip?: boolean
   promptTokens: number
+  /** Benchmarks: stamp each streamed line with `"sent_at":<epoch ms>` at the moment it is written. */
+  stamp?: boolean
 }
 
 export interface ModelInfo {
@@ -312,8 +314,9 @@ export class FakeOllama {
             r.completed = true
             return
           }
-          const chunk = enc.encode(lines[i++] as string)
-          r.sent.push(chunk)
+          const line = lines[i++] as string
+          const chunk = enc.encode(b.stamp ? stampLine(line) : line)
+          if (this.options.record !== false) r.sent.push(chunk)
           controller.enqueue(chunk)
         },
         cancel: () => {
@@ -324,6 +327,11 @@ export class FakeOllama {
     )
     return new Response(body, { headers: { 'content-type': type } })
   }
+}
+
+function stampLine(line: string): string {
+  const now = performance.timeOrigin + performance.now()
+  return line.startsWith('data: {') ? `data: {"sent_at":${now},${line.slice(7)}` : `{"sent_at":${now},${line.slice(1)}`
 }
 
 function defaultModels(): ModelInfo[] {
@@ -477,6 +485,9 @@ if (import.meta.main) {
   const fake = new FakeOllama({ record: false }).start(Number(process.argv[2] ?? 0))
   const delay = Number(process.env.FAKE_CHUNK_DELAY_MS ?? 0)
   const chunks = Number(process.env.FAKE_CHUNKS ?? 3)
-  fake.behaviour = { ...fake.behaviour, chunkDelayMs: delay, chunks }
+  fake.behaviour = { ...fake.behaviour, chunkDelayMs: delay, chunks, stamp: process.env.FAKE_STAMP === '1' }
+  // bench/: a 200-chunk streamed chat, one chunk every 5 ms, each stamped with its send time.
+  fake.models.push({ name: 'bench-stream:latest' })
+  fake.perModel.set('bench-stream', { chunks: 200, chunkDelayMs: 5, stamp: true })
   process.stdout.write(`fake ollama listening on ${fake.url}\n`)
 }

@@ -1,0 +1,93 @@
+// Load clients the benchmark runs as separate processes (so they never share a CPU turn with a server).
+//   bun bench/load.ts rate <url> <rps> <seconds> <authorization>
+//     open loop: requests leave on a fixed schedule; latency is measured from the scheduled time,
+//     so a stalled server cannot hide its queueing (no coordinated omission).
+//   bun bench/load.ts stream <url> <count> <authorization>
+//     sequential streamed chats; time to first byte, and per-chunk delay from the upstream's
+//     `sent_at` stamp (same machine, same clock) to arrival here.
+// Prints one JSON object.
+export {}
+
+const [mode, url, a, b, authorization] = process.argv.slice(2)
+const headers = { 'content-type': 'application/json', authorization: authorization ?? '' }
+const CHAT = JSON.stringify({ model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }], stream: false })
+const STREAM = JSON.stringify({ model: 'bench-stream', messages: [{ role: 'user', content: 'hi' }] })
+
+function percentiles(values: number[]) {
+  const sorted = [...values].sort((x, y) => x - y)
+  const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN
+  return { n: sorted.length, p50: at(50), p90: at(90), p99: at(99), max: sorted[sorted.length - 1] ?? Number.NaN }
+}
+
+async function rate(target: string, rps: number, seconds: number) {
+  const total = Math.round(rps * seconds)
+  const latencies: number[] = []
+  let errors = 0
+  const start = performance.now() + 50
+  const inflight: Promise<void>[] = []
+  let sent = 0
+  await new Promise<void>((resolve) => {
+    const tick = () => {
+      const now = performance.now()
+      while (sent < total && start + (sent * 1000) / rps <= now) {
+        const scheduled = start + (sent * 1000) / rps
+        sent++
+        inflight.push(
+          fetch(target, { method: 'POST', headers, body: CHAT })
+            .then(async (res) => {
+              await res.arrayBuffer()
+              if (res.status !== 200) errors++
+              else latencies.push(performance.now() - scheduled)
+            })
+            .catch(() => {
+              errors++
+            }),
+        )
+      }
+      if (sent >= total) resolve()
+      else setTimeout(tick, 0)
+    }
+    tick()
+  })
+  await Promise.all(inflight)
+  return { rps, seconds, sent, errors, latency_ms: percentiles(latencies) }
+}
+
+async function stream(target: string, count: number) {
+  const ttfb: number[] = []
+  const delays: number[] = []
+  let errors = 0
+  const decoder = new TextDecoder()
+  for (let i = 0; i < count; i++) {
+    const started = performance.now()
+    const res = await fetch(target, { method: 'POST', headers, body: STREAM })
+    if (res.status !== 200 || !res.body) {
+      errors++
+      await res.arrayBuffer()
+      continue
+    }
+    let first = true
+    let carry = ''
+    for await (const chunk of res.body) {
+      const arrived = performance.timeOrigin + performance.now()
+      if (first) {
+        ttfb.push(performance.now() - started)
+        first = false
+      }
+      carry += decoder.decode(chunk, { stream: true })
+      let nl = carry.indexOf('\n')
+      while (nl !== -1) {
+        const line = carry.slice(0, nl)
+        carry = carry.slice(nl + 1)
+        const m = /"sent_at":([\d.]+)/.exec(line)
+        if (m) delays.push(arrived - Number(m[1]))
+        nl = carry.indexOf('\n')
+      }
+    }
+  }
+  return { count, errors, ttfb_ms: percentiles(ttfb), chunk_delay_ms: percentiles(delays) }
+}
+
+const result = mode === 'rate' ? await rate(url as string, Number(a), Number(b)) : await stream(url as string, Number(a))
+process.stdout.write(`${JSON.stringify(result)}\n`)
+process.exit(0)

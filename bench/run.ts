@@ -1,0 +1,216 @@
+// `bun run bench`: one run, one machine, every target side by side (SPEC §7). Starts the fake
+// upstream, the anchors (direct, nginx, bare Bun proxy) and the gateway, measures each the same way,
+// and writes bench/RESULTS.md.   Options: --quick (shorter runs), --only name,name
+
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { cpus, totalmem } from 'node:os'
+import { join } from 'node:path'
+import { type Subprocess, spawn, spawnSync } from 'bun'
+
+const root = join(import.meta.dir, '..')
+const work = join(import.meta.dir, '.work')
+mkdirSync(work, { recursive: true })
+const bun = process.execPath
+const args = process.argv.slice(2)
+const quick = args.includes('--quick')
+const only = args.includes('--only') ? (args[args.indexOf('--only') + 1] ?? '').split(',') : undefined
+const SATURATE_S = quick ? 4 : 8
+const RATE_S = quick ? 5 : 10
+const STREAMS = quick ? 5 : 10
+const RATE = 2000
+
+interface Target {
+  name: string
+  label: string
+  url: string
+  pid?: number
+  key?: string
+}
+interface Row {
+  target: Target
+  rps?: number
+  wrkErrors?: string
+  rate?: { sent: number; errors: number; latency_ms: Record<string, number> }
+  stream?: { errors: number; ttfb_ms: Record<string, number>; chunk_delay_ms: Record<string, number> }
+  rssBefore?: number
+  rssAfter?: number
+}
+
+const children: Subprocess[] = []
+function start(cmd: string[], env: Record<string, string> = {}, logName?: string): Subprocess {
+  const out = logName ? Bun.file(join(work, `${logName}.log`)) : 'ignore'
+  const child = spawn(cmd, { cwd: root, env: { ...process.env, ...env }, stdout: out, stderr: out, stdin: 'ignore' })
+  children.push(child)
+  return child
+}
+process.on('exit', () => {
+  for (const c of children) c.kill('SIGKILL')
+})
+
+async function waitHttp(url: string, timeoutMs = 15000): Promise<void> {
+  const until = Date.now() + timeoutMs
+  for (;;) {
+    try {
+      const res = await fetch(url)
+      await res.arrayBuffer()
+      return
+    } catch {
+      if (Date.now() > until) throw new Error(`${url} did not come up`)
+      await Bun.sleep(100)
+    }
+  }
+}
+
+function rssKb(pid?: number): number | undefined {
+  if (!pid) return undefined
+  try {
+    const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+    return m ? Number(m[1]) : undefined
+  } catch {
+    return undefined
+  }
+}
+
+function wrk(url: string, key: string | undefined, seconds: number): { rps: number; errors: string } {
+  const res = spawnSync(['wrk', '-t1', '-c32', `-d${seconds}s`, '-s', join(import.meta.dir, 'post.lua'), url], {
+    env: { ...process.env, BENCH_KEY: key ?? 'none' },
+  })
+  const out = res.stdout.toString()
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? Number.NaN)
+  const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1]
+  const socket = /Socket errors: (.*)/.exec(out)?.[1]
+  return { rps, errors: [non2xx ? `${non2xx} non-2xx` : '', socket ?? ''].filter(Boolean).join('; ') || '0' }
+}
+
+function load(mode: 'rate' | 'stream', url: string, key: string | undefined, a: number, b = 0) {
+  const res = spawnSync([bun, join(import.meta.dir, 'load.ts'), mode, url, String(a), String(b), key ? `Bearer ${key}` : ''])
+  return JSON.parse(res.stdout.toString())
+}
+
+function nginxConf(port: number, upstreamPort: number, key: string): string {
+  return `worker_processes 1;
+error_log ${work}/nginx-error.log warn;
+pid ${work}/nginx.pid;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${work}/nginx-body;
+  proxy_temp_path ${work}/nginx-proxy;
+  map_hash_bucket_size 128;
+  map $http_authorization $nnz_key_ok { "Bearer ${key}" 1; default 0; }
+  upstream ollama { server 127.0.0.1:${upstreamPort}; keepalive 64; }
+  server {
+    listen 127.0.0.1:${port};
+    location / {
+      if ($nnz_key_ok = 0) { return 401; }
+      proxy_pass http://ollama;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Authorization "";
+      proxy_buffering off;
+      proxy_request_buffering off;
+    }
+  }
+}
+`
+}
+
+// ---- targets ----------------------------------------------------------------------------------
+const FAKE_PORT = 19434
+const fake = start([bun, 'test/helpers/fake-ollama.ts', String(FAKE_PORT)], {}, 'fake')
+const upstream = `http://127.0.0.1:${FAKE_PORT}`
+await waitHttp(`${upstream}/api/version`)
+const BENCH_KEY = 'nnz_benchbenchbe_anchorkeyforthenginxmapxxxxxxxxxxxxxxx'
+const targets: Target[] = [{ name: 'direct', label: 'Ollama (fake) direct', url: upstream, pid: fake.pid }]
+
+if (!only || only.includes('nginx')) {
+  writeFileSync(join(work, 'nginx.conf'), nginxConf(19082, FAKE_PORT, BENCH_KEY))
+  const nginx = start(['nginx', '-p', work, '-c', join(work, 'nginx.conf'), '-g', 'daemon off;'], {}, 'nginx')
+  await waitHttp('http://127.0.0.1:19082/')
+  targets.push({
+    name: 'nginx',
+    label: 'nginx, static key map + proxy_pass',
+    url: 'http://127.0.0.1:19082',
+    pid: nginx.pid,
+    key: BENCH_KEY,
+  })
+}
+if (!only || only.includes('bare')) {
+  const bare = start([bun, 'bench/bare-proxy.ts', upstream, '19081'], {}, 'bare')
+  await waitHttp('http://127.0.0.1:19081/api/version')
+  targets.push({ name: 'bare', label: 'bare Bun proxy (Bun.serve + fetch)', url: 'http://127.0.0.1:19081', pid: bare.pid })
+}
+if (!only || only.includes('embedded')) {
+  const gw = start(
+    [bun, 'src/main.ts'],
+    { PORT: '19080', HOST: '127.0.0.1', OLLAMA_BASE_URL: upstream, DATA_DIR: join(work, 'data-embedded'), LOG_FORMAT: 'json' },
+    'gateway-embedded',
+  )
+  await waitHttp('http://127.0.0.1:19080/healthz')
+  targets.push({ name: 'embedded', label: 'neuronetz-gateway, embedded', url: 'http://127.0.0.1:19080', pid: gw.pid })
+}
+
+// ---- measure ----------------------------------------------------------------------------------
+const rows: Row[] = []
+for (const target of targets.filter((t) => !only || t.name === 'direct' || only.includes(t.name))) {
+  process.stderr.write(`measuring ${target.name}...\n`)
+  const row: Row = { target }
+  wrk(`${target.url}/api/chat`, target.key, 2) // warm-up
+  row.rssBefore = rssKb(target.pid)
+  const sat = wrk(`${target.url}/api/chat`, target.key, SATURATE_S)
+  row.rps = sat.rps
+  row.wrkErrors = sat.errors
+  await Bun.sleep(500)
+  row.rate = load('rate', `${target.url}/api/chat`, target.key, RATE, RATE_S)
+  row.stream = load('stream', `${target.url}/api/chat`, target.key, STREAMS)
+  row.rssAfter = rssKb(target.pid)
+  rows.push(row)
+}
+
+// ---- report -----------------------------------------------------------------------------------
+const direct = rows.find((r) => r.target.name === 'direct') as Row
+const bare = rows.find((r) => r.target.name === 'bare')
+const nginxRow = rows.find((r) => r.target.name === 'nginx')
+const f = (n: number | undefined, d = 2) => (n === undefined || Number.isNaN(n) ? 'n/a' : n.toFixed(d))
+const plus = (a: number | undefined, b: number | undefined) =>
+  a === undefined || b === undefined ? 'n/a' : `${a - b >= 0 ? '+' : ''}${(a - b).toFixed(2)}`
+const pct = (a?: number, b?: number) => (a && b ? `${Math.round((a / b) * 100)}%` : 'n/a')
+const version = (cmd: string[]) => spawnSync(cmd).stdout.toString().trim().split('\n')[0]
+
+const lines: string[] = []
+lines.push('# Benchmark results', '')
+lines.push(
+  `Run: ${new Date().toISOString()} · ${cpus().length} cores (${cpus()[0]?.model ?? '?'}) · ${Math.round(totalmem() / 2 ** 30)} GiB`,
+)
+lines.push(
+  `Versions: bun ${Bun.version} · ${version(['nginx', '-v']) || spawnSync(['nginx', '-v']).stderr.toString().trim()} · ${version(['wrk', '-v']) || 'wrk'}`,
+)
+lines.push(
+  `Method: \`bun run bench${quick ? ' --quick' : ''}\`. One small non-streamed \`/api/chat\` against the fake upstream. Saturated: wrk, 1 thread, 32 connections, ${SATURATE_S} s. Fixed rate: open-loop client at ${RATE} req/s for ${RATE_S} s, latency from the scheduled send time. Streaming: ${STREAMS} sequential chats of 200 chunks (one per 5 ms); chunk delay = arrival at the client − upstream send stamp. RSS of the proxy process before/after the run (KiB).`,
+  '',
+)
+lines.push(
+  '| target | saturated req/s | vs bare Bun | vs nginx | p50 ms @2k | p99 ms @2k | added p50 | added p99 | TTFB p50 ms | chunk delay p50 / p99 ms | added chunk p99 | RSS before → after KiB | errors |',
+)
+lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|')
+for (const r of rows) {
+  const lat = r.rate?.latency_ms ?? {}
+  const dl = direct.rate?.latency_ms ?? {}
+  const cd = r.stream?.chunk_delay_ms ?? {}
+  lines.push(
+    `| ${r.target.label} | ${f(r.rps, 0)} | ${pct(r.rps, bare?.rps)} | ${pct(r.rps, nginxRow?.rps)} | ${f(lat.p50)} | ${f(lat.p99)} | ${r === direct ? '-' : plus(lat.p50, dl.p50)} | ${r === direct ? '-' : plus(lat.p99, dl.p99)} | ${f(r.stream?.ttfb_ms.p50)} | ${f(cd.p50)} / ${f(cd.p99)} | ${r === direct ? '-' : plus(cd.p99, direct.stream?.chunk_delay_ms.p99)} | ${r.rssBefore ?? 'n/a'} → ${r.rssAfter ?? 'n/a'} | wrk ${r.wrkErrors}; rate ${r.rate?.errors ?? 'n/a'}; stream ${r.stream?.errors ?? 'n/a'} |`,
+  )
+}
+lines.push('')
+const previous = (() => {
+  try {
+    const text = readFileSync(join(import.meta.dir, 'RESULTS.md'), 'utf8')
+    const i = text.indexOf('\n## Notes')
+    return i === -1 ? '' : text.slice(i)
+  } catch {
+    return ''
+  }
+})()
+writeFileSync(join(import.meta.dir, 'RESULTS.md'), lines.join('\n') + previous)
+process.stdout.write(`${lines.join('\n')}\n`)
+process.exit(0)
