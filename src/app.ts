@@ -2,6 +2,7 @@
 import { Elysia } from 'elysia'
 import { dialectOf, errorResponse, GatewayError } from './errors.ts'
 import { healthRoutes } from './health/routes.ts'
+import { adminKeyRoutes } from './keys/routes.ts'
 import { requestIdOf } from './proxy/headers.ts'
 import { proxyRoutes } from './proxy/routes.ts'
 import type { Services } from './services.ts'
@@ -11,7 +12,7 @@ export function createApp(services: Services) {
   return new Elysia({ name: 'neuronetz-gateway' })
     .onError(({ code, error, request }) => {
       const url = new URL(request.url)
-      const requestId = requestIdOf(request.headers)
+      const requestId = requestIdOf(request)
       const dialect = dialectOf(url.pathname)
       if (error instanceof GatewayError) return errorResponse(error, dialect, requestId)
       switch (code) {
@@ -27,6 +28,7 @@ export function createApp(services: Services) {
       }
     })
     .use(healthRoutes(services))
+    .use(adminKeyRoutes(services))
     .use(proxyRoutes(services))
 }
 

@@ -3,6 +3,8 @@
 import { readFileSync } from 'node:fs'
 import { createApp } from './app.ts'
 import { type Config, ConfigError, describeVariables, flagsToEnv, loadConfig } from './config.ts'
+import { GatewayError } from './errors.ts'
+import { COMMAND_OPTIONS, type Parsed, runKeysCommand, splitOptions } from './keys/cli.ts'
 import { createLogger, type Logger } from './log.ts'
 import type { Runtime } from './runtime/runtime.ts'
 import { createServices } from './services.ts'
@@ -12,18 +14,35 @@ const USAGE = `neuronetz-gateway ${VERSION}: an authenticated gateway in front o
 
 Usage:
   neuronetz-gateway [--flag value ...]     run the gateway
+  neuronetz-gateway keys create --name N [--scopes inference,models:write,admin] [--models 'llama3*,qwen3:*']
+                    [--rpm N] [--tpm N] [--max-concurrency N] [--expires-in-days N | --expires-at ISO]
+                    [--metadata JSON] [--json]
+  neuronetz-gateway keys list [--name N] [--state active|revoked|expired] [--limit N] [--json]
+  neuronetz-gateway keys revoke ID | keys rotate ID [--json]
+  neuronetz-gateway migrate                apply database migrations and exit
   neuronetz-gateway --version              print the version and commit
   neuronetz-gateway --help                 this text
+
+Commands act on the configured store: DATABASE_URL (Postgres) or the SQLite file in DATA_DIR.
 
 Every setting is an environment variable or the same-named flag (--port 8080 = PORT=8080):
 `
 
 export async function run(
-  argv: readonly string[],
+  args: readonly string[],
   environment: Record<string, string | undefined>,
   runtime: Runtime,
   isTTY: boolean,
 ): Promise<void> {
+  // `keys <sub> ...` and `migrate` take their own options; the remaining flags are configuration.
+  let argv = args
+  let command: { name: string; parsed: Parsed } | undefined
+  if (args[0] === 'keys' || args[0] === 'migrate') {
+    const sub = args[0] === 'keys' ? (args[1] ?? '') : 'migrate'
+    const parsed = splitOptions(args.slice(args[0] === 'keys' ? 2 : 1), COMMAND_OPTIONS[sub] ?? { values: [], switches: [] })
+    command = { name: sub, parsed }
+    argv = parsed.rest
+  }
   const { env: flagEnv, rest, problems } = flagsToEnv(argv)
   if (rest.includes('--help') || rest.includes('-h')) {
     process.stdout.write(`${USAGE}${describeVariables()}\n`)
@@ -43,6 +62,17 @@ export async function run(
     if (!(err instanceof ConfigError)) throw err
     process.stderr.write(`neuronetz-gateway: ${err.message}\n`)
     runtime.exit(2)
+  }
+  if (command) {
+    const log = createLogger({ level: 'warn', format: config.logFormat })
+    try {
+      runtime.exit(await runKeysCommand(command.name, command.parsed, config, log, (text) => process.stdout.write(text)))
+    } catch (err) {
+      const message = err instanceof GatewayError ? err.message : `cannot reach the store: ${(err as Error).message}`
+      process.stderr.write(`neuronetz-gateway: ${message}\n`)
+      log.flush()
+      runtime.exit(1)
+    }
   }
   await serve(config, runtime, createLogger({ level: config.logLevel, format: config.logFormat }))
 }

@@ -1,49 +1,151 @@
 // Everything a running gateway holds open, built from the config in one place. `start()` opens what
 // requests need before the server accepts connections; `stop()` closes it after the last response
 // (SPEC §4.1). Elysia does not await onStart/onStop (STACK), so cli.ts drives both explicitly.
+import type { Redis } from 'ioredis'
 import { DiscoveryPoller } from './backends/poller.ts'
 import { BackendRegistry } from './backends/registry.ts'
 import type { Config } from './config.ts'
+import { Authenticator, LastUsed } from './keys/authenticator.ts'
+import { KeyCache } from './keys/cache.ts'
+import { Hasher } from './keys/hasher.ts'
+import { KeyService } from './keys/service.ts'
+import { FailureThrottle } from './keys/throttle.ts'
 import type { Logger } from './log.ts'
+import { createMetrics, type Metrics } from './metrics/metrics.ts'
 import { createProxy, type ProxyHandler } from './proxy/service.ts'
 import { InFlight } from './runtime/inflight.ts'
 import type { Runtime } from './runtime/runtime.ts'
+import { connectRedis, openRedis } from './shared/redis.ts'
+import { PostgresStore } from './store/postgres.ts'
+import { SqliteStore } from './store/sqlite.ts'
+import type { Store } from './store/store.ts'
 
 export interface Services {
   readonly config: Config
   readonly log: Logger
   readonly runtime: Runtime
+  readonly metrics: Metrics
+  readonly store: Store
+  readonly redis?: Redis
+  readonly keyCache: KeyCache
+  readonly auth: Authenticator
+  readonly keys: KeyService
   readonly backends: BackendRegistry
   readonly discovery: DiscoveryPoller
   readonly inflight: InFlight
   readonly proxy: ProxyHandler
   readonly startedAt: number
+  /** Whether the store has been migrated and answered since startup. */
+  storeReady(): boolean
   start(): Promise<void>
   stop(): Promise<void>
 }
 
+/** The store for the configured mode (also used by the CLI, which needs nothing else). */
+export function openStore(config: Config, log: Logger): Store {
+  return config.databaseUrl ? new PostgresStore(config.databaseUrl, log) : new SqliteStore(config.dataDir)
+}
+
+export function createHasher(config: Config): Hasher {
+  return new Hasher({ ...config.argon2, concurrency: 2, maxQueue: 256 })
+}
+
 export function createServices(config: Config, log: Logger, runtime: Runtime): Services {
-  const backends = new BackendRegistry(config)
-  const discovery = new DiscoveryPoller(backends, log, {
-    intervalMs: config.discoveryIntervalMs,
-    probeTimeoutMs: config.connectTimeoutMs,
+  const metrics = createMetrics()
+  const store = openStore(config, log)
+  const redis = config.redisUrl ? openRedis(config.redisUrl, log) : undefined
+  const keyCache = new KeyCache(config.keyCacheTtlMs, redis)
+  const hasher = createHasher(config)
+  const lastUsed = new LastUsed()
+  const auth = new Authenticator({
+    store,
+    cache: keyCache,
+    hasher,
+    // SPEC §4.2: 20 failed verifications per address per minute, then the slow path is refused.
+    throttle: new FailureThrottle(20, 60_000),
+    metrics,
+    onUse: (id, at) => lastUsed.touch(id, at),
+    shared: redis !== undefined,
   })
+  const keys = new KeyService(store, hasher, (id) => keyCache.evict(id))
+  const backends = new BackendRegistry(config)
+  const discovery = new DiscoveryPoller(backends, log, { intervalMs: config.discoveryIntervalMs, probeTimeoutMs: config.connectTimeoutMs })
   const inflight = new InFlight()
-  const proxy = createProxy({ config, backends, log, inflight, clientSignal: runtime.clientSignal })
+  const proxy = createProxy({ config, backends, log, inflight, auth, clientSignal: runtime.clientSignal })
+
+  let ready = false
+  let stopped = false
+  const timers: Array<ReturnType<typeof setInterval>> = []
+  const stoppers: Array<() => Promise<void>> = []
+
+  // SPEC §4.1: a dependency that fails to connect is logged and retried in the background.
+  const openStoreWithRetry = async (attempt = 1): Promise<void> => {
+    try {
+      await store.migrate()
+      ready = true
+      if (attempt > 1) log.info('store up', { store: store.kind })
+      await afterStoreUp()
+    } catch (err) {
+      if (stopped) return
+      if (attempt === 1) log.error('store unreachable; retrying in the background', { store: store.kind, err })
+      const delay = Math.min(attempt * 1000, 10_000)
+      setTimeout(() => void openStoreWithRetry(attempt + 1), delay)
+    }
+  }
+
+  const afterStoreUp = async () => {
+    if (config.bootstrapAdminKey) {
+      const outcome = await keys.ensureBootstrap(config.bootstrapAdminKey)
+      if (outcome === 'revoked') log.warn('BOOTSTRAP_ADMIN_KEY names a revoked key; it stays revoked')
+      else log.info('bootstrap admin key', { outcome })
+    } else if ((await store.countKeys()) === 0) {
+      log.warn(
+        'no API keys yet: create the first admin key with `neuronetz-gateway keys create --name admin --scopes admin` (from source: `npm start -- keys create --name admin --scopes admin`)',
+      )
+    }
+    // SPEC §4.5: changes made elsewhere evict here.
+    const unwatch = await store.watchKeys(
+      (id) => {
+        metrics.revocationsReceived.inc()
+        void keyCache.evict(id)
+      },
+      () => keyCache.clearLocal(),
+    )
+    stoppers.push(unwatch)
+  }
+
   return {
     config,
     log,
     runtime,
+    metrics,
+    store,
+    ...(redis ? { redis } : {}),
+    keyCache,
+    auth,
+    keys,
     backends,
     discovery,
     inflight,
     proxy,
     startedAt: Date.now(),
+    storeReady: () => ready,
     async start() {
-      await discovery.start()
+      if (config.databaseUrl && !redis) log.warn('DATABASE_URL without REDIS_URL: rate limits and key caches are per replica')
+      await Promise.all([openStoreWithRetry(), redis ? connectRedis(redis, 3000) : Promise.resolve(true), discovery.start()])
+      if (redis && redis.status !== 'ready') log.warn('redis unreachable; retrying in the background', { url: 'REDIS_URL' })
+      const flush = setInterval(() => void lastUsed.flush(store), 5000)
+      ;(flush as { unref?: () => void }).unref?.()
+      timers.push(flush)
     },
     async stop() {
+      stopped = true
       discovery.stop()
+      for (const t of timers) clearInterval(t)
+      await lastUsed.flush(store)
+      for (const stop of stoppers) await stop().catch(() => {})
+      if (redis) await redis.quit().catch(() => redis.disconnect())
+      await store.close()
     },
   }
 }

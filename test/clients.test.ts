@@ -14,8 +14,8 @@ let openai: OpenAI
 beforeAll(async () => {
   fake.start()
   gw = await startGateway({ env: { OLLAMA_BASE_URL: fake.url } })
-  ollama = new Ollama({ host: gw.url })
-  openai = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: 'unused-until-keys', maxRetries: 0 })
+  ollama = new Ollama({ host: gw.url, headers: gw.auth })
+  openai = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: gw.adminKey, maxRetries: 0 })
 })
 afterAll(async () => {
   await gw.stop()

@@ -49,7 +49,7 @@ describe('shutdown (SPEC §4.1)', () => {
     fake.behaviour.chunks = 8
     fake.behaviour.chunkDelayMs = 150
     const gw = await startGateway({ env: { OLLAMA_BASE_URL: fake.url, SHUTDOWN_GRACE_S: '10' } })
-    const res = await fetch(`${gw.url}/api/chat`, { method: 'POST', body: '{"model":"llama3.2","messages":[]}' })
+    const res = await fetch(`${gw.url}/api/chat`, { method: 'POST', headers: gw.auth, body: '{"model":"llama3.2","messages":[]}' })
     const reader = (res.body as ReadableStream<Uint8Array>).getReader()
     await reader.read()
     gw.proc.kill('SIGTERM')
@@ -71,7 +71,7 @@ describe('shutdown (SPEC §4.1)', () => {
     fake.behaviour.chunks = 100
     fake.behaviour.chunkDelayMs = 100
     const gw = await startGateway({ env: { OLLAMA_BASE_URL: fake.url, SHUTDOWN_GRACE_S: '0.5' } })
-    const res = await fetch(`${gw.url}/api/chat`, { method: 'POST', body: '{"model":"llama3.2","messages":[]}' })
+    const res = await fetch(`${gw.url}/api/chat`, { method: 'POST', headers: gw.auth, body: '{"model":"llama3.2","messages":[]}' })
     const started = Date.now()
     gw.proc.kill('SIGTERM')
     await res.text().catch(() => '')

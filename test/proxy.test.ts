@@ -22,9 +22,11 @@ beforeEach(() => fake.reset())
 const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
   fetch(gw.url + path, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
+    headers: { 'content-type': 'application/json', ...gw.auth, ...headers },
     body: typeof body === 'string' ? body : JSON.stringify(body),
   })
+const call = (path: string, init: RequestInit = {}) =>
+  fetch(gw.url + path, { ...init, headers: { ...gw.auth, ...(init.headers as Record<string, string>) } })
 
 async function waitFor(cond: () => boolean, ms = 2000): Promise<void> {
   const until = Date.now() + ms
@@ -61,7 +63,6 @@ describe('forwarding (SPEC §4.8)', () => {
       '/api/chat',
       { model: 'llama3.2', messages: [], stream: false },
       {
-        authorization: 'Bearer client-key',
         'x-api-key': 'client-key-2',
         origin: 'http://evil.example',
         cookie: 'session=1',
@@ -128,6 +129,7 @@ describe('forwarding (SPEC §4.8)', () => {
   test('GET and HEAD / answer "Ollama is running" without touching a backend', async () => {
     const res = await fetch(`${gw.url}/`)
     expect(await res.text()).toBe('Ollama is running')
+    // No key needed: clients' heartbeats carry none.
     const head = await fetch(`${gw.url}/`, { method: 'HEAD' })
     expect(head.status).toBe(200)
     expect(fake.received).toHaveLength(0)
@@ -135,7 +137,7 @@ describe('forwarding (SPEC §4.8)', () => {
 
   test('HEAD /api/tags and /api/version are forwarded as HEAD', async () => {
     for (const path of ['/api/tags', '/api/version']) {
-      const res = await fetch(gw.url + path, { method: 'HEAD' })
+      const res = await call(path, { method: 'HEAD' })
       expect(res.status).toBe(200)
       expect(fake.last(path).method).toBe('HEAD')
     }
@@ -143,7 +145,7 @@ describe('forwarding (SPEC §4.8)', () => {
 
   test('DELETE /api/delete carries its JSON body upstream', async () => {
     fake.models.push({ name: 'gone:latest' })
-    const res = await fetch(`${gw.url}/api/delete`, { method: 'DELETE', body: '{"model":"gone:latest"}' })
+    const res = await call('/api/delete', { method: 'DELETE', body: '{"model":"gone:latest"}' })
     expect(res.status).toBe(200)
     const r = fake.last('/api/delete')
     expect(r.method).toBe('DELETE')
@@ -154,12 +156,12 @@ describe('forwarding (SPEC §4.8)', () => {
   test('blob uploads stream through (larger than MAX_BODY_MB) and keep Ollama statuses', async () => {
     const blob = new Uint8Array(3 * 1024 * 1024).map((_, i) => i % 251)
     const digest = `sha256:${createHash('sha256').update(blob).digest('hex')}`
-    const created = await fetch(`${gw.url}/api/blobs/${digest}`, { method: 'POST', body: blob })
+    const created = await call(`/api/blobs/${digest}`, { method: 'POST', body: blob })
     expect(created.status).toBe(201)
     expect(fake.blobs.get(digest)).toBe(blob.byteLength)
-    const exists = await fetch(`${gw.url}/api/blobs/${digest}`, { method: 'HEAD' })
+    const exists = await call(`/api/blobs/${digest}`, { method: 'HEAD' })
     expect(exists.status).toBe(200)
-    const mismatch = await fetch(`${gw.url}/api/blobs/sha256:${'0'.repeat(64)}`, { method: 'POST', body: blob })
+    const mismatch = await call(`/api/blobs/sha256:${'0'.repeat(64)}`, { method: 'POST', body: blob })
     expect(mismatch.status).toBe(400)
     expect(await mismatch.json()).toEqual({ error: 'digest mismatch' })
   })
@@ -189,7 +191,7 @@ describe('client disconnect (SPEC §4.8)', () => {
     fake.behaviour.chunks = 50
     fake.behaviour.chunkDelayMs = 100
     const controller = new AbortController()
-    const res = await fetch(`${gw.url}/api/chat`, {
+    const res = await call('/api/chat', {
       method: 'POST',
       body: JSON.stringify({ model: 'llama3.2', messages: [] }),
       signal: controller.signal,
@@ -205,7 +207,7 @@ describe('client disconnect (SPEC §4.8)', () => {
   test('aborting before the upstream answers (slow first byte) aborts the upstream request', async () => {
     fake.behaviour.firstByteDelayMs = 800
     const controller = new AbortController()
-    const pending = fetch(`${gw.url}/api/generate`, {
+    const pending = call('/api/generate', {
       method: 'POST',
       body: JSON.stringify({ model: 'llama3.2', prompt: 'x' }),
       signal: controller.signal,
@@ -293,10 +295,10 @@ describe('errors in the route dialect (SPEC §5)', () => {
   })
 
   test('unknown paths are 404 and wrong methods 405, in the Ollama dialect', async () => {
-    const unknown = await fetch(`${gw.url}/api/nope`)
+    const unknown = await call('/api/nope')
     expect(unknown.status).toBe(404)
     expect(await unknown.json()).toEqual({ error: 'GET /api/nope not found' })
-    const wrong = await fetch(`${gw.url}/api/chat`)
+    const wrong = await call('/api/chat')
     expect(wrong.status).toBe(405)
     expect(wrong.headers.get('allow')).toBe('POST')
     expect((await wrong.json()).error).toContain('method GET not allowed')
@@ -307,10 +309,14 @@ describe('dead backend (SPEC §5)', () => {
   test('connection refused is a 502 in both dialects, naming the backend but not its URL', async () => {
     const dead = await startGateway({ env: { OLLAMA_BASE_URL: 'http://user:pw@127.0.0.1:1' } })
     try {
-      const native = await fetch(`${dead.url}/api/chat`, { method: 'POST', body: '{"model":"m"}' })
+      const native = await fetch(`${dead.url}/api/chat`, { method: 'POST', headers: dead.auth, body: '{"model":"m"}' })
       expect(native.status).toBe(502)
       expect(await native.json()).toEqual({ error: "cannot reach backend 'default': connection refused" })
-      const openai = await fetch(`${dead.url}/v1/chat/completions`, { method: 'POST', body: '{"model":"m","messages":[]}' })
+      const openai = await fetch(`${dead.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: dead.auth,
+        body: '{"model":"m","messages":[]}',
+      })
       expect(openai.status).toBe(502)
       const text = await openai.text()
       expect(JSON.parse(text).error).toMatchObject({ code: 'upstream_unreachable', type: 'api_error' })

@@ -4,7 +4,25 @@ import { Elysia, t } from 'elysia'
 import type { Services } from '../services.ts'
 import { COMMIT, VERSION } from '../version.ts'
 
-const Dependency = t.Object({ state: t.Union([t.Literal('up'), t.Literal('down'), t.Literal('unknown')]), detail: t.Optional(t.String()) })
+const State = t.Union([t.Literal('up'), t.Literal('down'), t.Literal('unknown')])
+const Dependency = t.Object({ state: State, detail: t.Optional(t.String()) })
+const Readiness = t.Object({
+  status: t.Union([t.Literal('ready'), t.Literal('not_ready')]),
+  store: t.Composite([t.Object({ kind: t.String() }), Dependency]),
+  redis: t.Optional(Dependency),
+  backends: t.Array(t.Composite([t.Object({ name: t.String() }), Dependency])),
+})
+
+async function probeStore(services: Services): Promise<{ state: 'up' | 'down'; detail?: string }> {
+  if (!services.storeReady()) return { state: 'down', detail: 'not migrated yet; retrying' }
+  const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no answer within 1s')), 1000))
+  try {
+    await Promise.race([services.store.ping(), timeout])
+    return { state: 'up' }
+  } catch (err) {
+    return { state: 'down', detail: (err as Error).message }
+  }
+}
 
 export function healthRoutes(services: Services) {
   const { backends } = services
@@ -19,22 +37,22 @@ export function healthRoutes(services: Services) {
     )
     .get(
       '/readyz',
-      ({ set }) => {
-        const backendStates = backends.all.map((b) => ({
-          name: b.name,
-          state: b.health,
-          ...(b.lastError ? { detail: b.lastError } : {}),
-        }))
-        const ready = backends.anyUp()
+      async ({ set }) => {
+        const store = { kind: services.store.kind, ...(await probeStore(services)) }
+        const redis = services.redis
+          ? {
+              state: services.redis.status === 'ready' ? ('up' as const) : ('down' as const),
+              ...(services.redis.status === 'ready' ? {} : { detail: services.redis.status }),
+            }
+          : undefined
+        const backendStates = backends.all.map((b) => ({ name: b.name, state: b.health, ...(b.lastError ? { detail: b.lastError } : {}) }))
+        const ready = store.state === 'up' && (!redis || redis.state === 'up') && backends.anyUp()
         set.status = ready ? 200 : 503
-        return { status: ready ? ('ready' as const) : ('not_ready' as const), backends: backendStates }
+        return { status: ready ? ('ready' as const) : ('not_ready' as const), store, ...(redis ? { redis } : {}), backends: backendStates }
       },
       {
-        detail: { tags: ['health'], summary: 'Readiness: 200 only when every dependency is reachable', security: [] },
-        response: {
-          200: t.Object({ status: t.Literal('ready'), backends: t.Array(t.Composite([t.Object({ name: t.String() }), Dependency])) }),
-          503: t.Object({ status: t.Literal('not_ready'), backends: t.Array(t.Composite([t.Object({ name: t.String() }), Dependency])) }),
-        },
+        detail: { tags: ['health'], summary: 'Readiness: 200 only when the store, Redis and a backend are reachable', security: [] },
+        response: { 200: Readiness, 503: Readiness },
       },
     )
 }

@@ -74,9 +74,15 @@ export function isStreamingType(contentType: string | null): boolean {
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
+const assigned = new WeakMap<Request, string>()
 
-/** Reuses a well-formed client request id (so traces join up), else makes one. */
-export function requestIdOf(headers: Headers): string {
-  const given = headers.get('x-request-id')
-  return given && REQUEST_ID.test(given) ? given : crypto.randomUUID()
+/** The request's id: a well-formed client one is reused (so traces join up), else one is made. Stable per request. */
+export function requestIdOf(request: Request): string {
+  let id = assigned.get(request)
+  if (id === undefined) {
+    const given = request.headers.get('x-request-id')
+    id = given && REQUEST_ID.test(given) ? given : crypto.randomUUID()
+    assigned.set(request, id)
+  }
+  return id
 }

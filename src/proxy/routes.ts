@@ -21,7 +21,7 @@ export function proxyRoutes(services: Services) {
       endpoint.path,
       ({ request }) => {
         const url = new URL(request.url)
-        return proxy(endpoint, request, { requestId: requestIdOf(request.headers), clientIp: runtime.clientIp(request), url })
+        return proxy(endpoint, request, { requestId: requestIdOf(request), clientIp: runtime.clientIp(request), url })
       },
       { parse: 'none', detail: { tags: [endpoint.path.startsWith('/v1') ? 'openai' : 'ollama'], summary: endpoint.summary } },
     )
@@ -38,7 +38,7 @@ export function proxyRoutes(services: Services) {
             allow: allowed.join(', '),
           }),
           path.startsWith('/v1') ? 'openai' : 'ollama',
-          requestIdOf(request.headers),
+          requestIdOf(request),
         ),
       { parse: 'none', detail: { hide: true } },
     )

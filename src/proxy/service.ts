@@ -4,11 +4,15 @@ import type { Backend } from '../backends/backend.ts'
 import type { BackendRegistry } from '../backends/registry.ts'
 import type { Config } from '../config.ts'
 import { type Dialect, dialectOf, errorResponse, GatewayError } from '../errors.ts'
+import type { Authenticator } from '../keys/authenticator.ts'
+import { hasScope, modelAllowed } from '../keys/authz.ts'
 import type { Logger } from '../log.ts'
 import type { InFlight } from '../runtime/inflight.ts'
+import type { KeyRecord } from '../store/store.ts'
 import { modelOf, readJsonBody, wantsStream } from './body.ts'
 import type { Endpoint } from './endpoints.ts'
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.ts'
+import { filterListing } from './listing.ts'
 import { type RelayResult, relayBody } from './relay.ts'
 import { ClientGone, callUpstream, UpstreamFailure } from './upstream.ts'
 
@@ -17,6 +21,7 @@ export interface ProxyDeps {
   readonly backends: BackendRegistry
   readonly log: Logger
   readonly inflight: InFlight
+  readonly auth: Authenticator
   /** The runtime's "client went away" signal, where it means that (see runtime/). */
   readonly clientSignal: (request: Request) => AbortSignal | undefined
 }
@@ -33,6 +38,7 @@ interface Exchange {
   readonly endpoint: Endpoint
   readonly dialect: Dialect
   readonly startedAt: number
+  key?: KeyRecord
   model?: string
   stream?: boolean
   backend?: string
@@ -54,6 +60,7 @@ export function createProxy(deps: ProxyDeps) {
       outcome: result.outcome,
       model: x.model,
       backend: x.backend,
+      key_id: x.key?.id,
       client_ip: x.meta.clientIp,
       latency_ms: round(performance.now() - x.startedAt),
       ttfb_ms: x.ttfbMs === undefined ? undefined : round(x.ttfbMs),
@@ -80,6 +87,11 @@ export function createProxy(deps: ProxyDeps) {
     const x: Exchange = { meta, endpoint, dialect: dialectOf(meta.url.pathname), startedAt: performance.now() }
     deps.inflight.enter()
     try {
+      // SPEC §4.3: the key is checked from headers alone, before a body is read.
+      const key = await deps.auth.authenticate(request.headers, meta.clientIp)
+      x.key = key
+      if (!hasScope(key, endpoint.scope))
+        throw new GatewayError('forbidden', `API key lacks the '${endpoint.scope}' scope needed for ${endpoint.path}`)
       let body: BodyInit | null = null
       if (endpoint.body === 'json') {
         const parsed = await readJsonBody(request, config.maxBodyBytes)
@@ -89,6 +101,15 @@ export function createProxy(deps: ProxyDeps) {
         if (x.model === undefined && endpoint.modelFields) {
           throw new GatewayError('bad_request', `${endpoint.modelFields[0]} is required`)
         }
+        // /api/copy names a second model, which the key must also be allowed to use.
+        const destination = endpoint.path === '/api/copy' ? parsed.json.destination : undefined
+        for (const model of [x.model, destination]) {
+          if (typeof model === 'string' && !modelAllowed(key, model))
+            throw new GatewayError('forbidden', `model '${model}' not allowed for this key`)
+        }
+      } else if (endpoint.path === '/v1/models/*') {
+        x.model = decodeURIComponent(meta.url.pathname.slice('/v1/models/'.length))
+        if (!modelAllowed(key, x.model)) throw new GatewayError('forbidden', `model '${x.model}' not allowed for this key`)
       } else if (endpoint.body === 'stream') {
         // UPSTREAM §1: blobs may be many GB; they stream through without buffering.
         body = request.body
@@ -132,6 +153,14 @@ export function createProxy(deps: ProxyDeps) {
 
       const responseHeaders = clientResponseHeaders(upstream.headers, meta.requestId)
       responseHeaders.set('x-backend', served.name)
+      // SPEC §4.3: a key sees only its allowed models in listings.
+      if (endpoint.routing === 'aggregate' && endpoint.method === 'GET' && upstream.ok && x.key?.allowedModels.length) {
+        const filtered = await filterListing(upstream, (model) => modelAllowed(key, model))
+        served.inFlight--
+        finish(x, { outcome: 'ok', bytesOut: filtered.byteLength })
+        responseHeaders.set('content-type', 'application/json; charset=utf-8')
+        return new Response(filtered, { status: upstream.status, headers: responseHeaders })
+      }
       if (!upstream.body || endpoint.method === 'HEAD') {
         served.inFlight--
         finish(x, { outcome: 'ok', bytesOut: 0 })

@@ -1,8 +1,11 @@
 // Starts the real gateway as a child process (`bun src/main.ts`, or a compiled binary) and reads its
 // JSON log to learn the port. Tests talk to it over real HTTP.
 
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { type Subprocess, spawn } from 'bun'
+import { newKey } from '../../src/keys/format.ts'
 
 const ROOT = join(import.meta.dir, '..', '..')
 export const BUN = process.execPath
@@ -10,6 +13,11 @@ export const BUN = process.execPath
 export interface GatewayProcess {
   readonly url: string
   readonly port: number
+  /** The BOOTSTRAP_ADMIN_KEY the process was started with. */
+  readonly adminKey: string
+  /** `{ authorization: 'Bearer <admin key>' }` */
+  readonly auth: { authorization: string }
+  readonly dataDir: string
   readonly proc: Subprocess<'ignore', 'pipe', 'pipe'>
   /** Every log line so far, parsed. */
   readonly logs: Array<Record<string, unknown>>
@@ -32,6 +40,8 @@ export interface StartOptions {
 
 export async function startGateway(opts: StartOptions = {}): Promise<GatewayProcess> {
   const command = opts.command ?? [BUN, join(ROOT, 'src/main.ts')]
+  const adminKey = opts.env?.BOOTSTRAP_ADMIN_KEY ?? newKey().token
+  const dataDir = opts.env?.DATA_DIR ?? mkdtempSync(join(tmpdir(), 'nnz-test-'))
   const proc = spawn([...command, ...(opts.args ?? [])], {
     cwd: opts.cwd ?? ROOT,
     env: {
@@ -41,6 +51,8 @@ export async function startGateway(opts: StartOptions = {}): Promise<GatewayProc
       PORT: '0',
       HOST: '127.0.0.1',
       LOG_FORMAT: 'json',
+      DATA_DIR: dataDir,
+      BOOTSTRAP_ADMIN_KEY: adminKey,
       ...opts.env,
     },
     stdin: 'ignore',
@@ -104,6 +116,9 @@ export async function startGateway(opts: StartOptions = {}): Promise<GatewayProc
   return {
     url: `http://127.0.0.1:${port}`,
     port,
+    adminKey,
+    auth: { authorization: `Bearer ${adminKey}` },
+    dataDir,
     proc,
     logs,
     output: () => raw,

@@ -1,0 +1,131 @@
+// SPEC §4.2: verifying a key on each request without argon2. Parse the id; in-process cache, then
+// Redis; compare SHA-256 digests in constant time. Only on a miss: load by id, argon2-verify, fill
+// both caches. Malformed tokens and unknown ids never reach argon2; failures are throttled per address.
+import { GatewayError } from '../errors.ts'
+import type { Metrics } from '../metrics/metrics.ts'
+import { type KeyRecord, keyState, type Store } from '../store/store.ts'
+import type { CachedKey, KeyCache } from './cache.ts'
+import { parseKey, sameDigest, secretDigest, tokenFrom } from './format.ts'
+import type { Hasher } from './hasher.ts'
+import type { FailureThrottle } from './throttle.ts'
+
+export type AuthFailure = 'missing' | 'malformed' | 'invalid' | 'revoked' | 'expired'
+
+/** A 401 that remembers why, for metrics and the audit log; the key id when one was presented. */
+export class AuthError extends GatewayError {
+  constructor(
+    readonly reason: AuthFailure,
+    message: string,
+    readonly keyId?: string,
+  ) {
+    super('unauthorized', message, { 'www-authenticate': 'Bearer' })
+  }
+}
+
+const MESSAGES: Record<AuthFailure, string> = {
+  missing: 'API key required: send Authorization: Bearer <key> or x-api-key: <key>',
+  malformed: 'API key malformed: expected nnz_<id>_<secret>',
+  invalid: 'API key invalid',
+  revoked: 'API key revoked',
+  expired: 'API key expired',
+}
+
+export interface AuthenticatorDeps {
+  readonly store: Store
+  readonly cache: KeyCache
+  readonly hasher: Hasher
+  readonly throttle: FailureThrottle
+  readonly metrics: Metrics
+  readonly onUse: (id: string, at: number) => void
+  /** Whether verified keys go into the shared (Redis) cache. */
+  readonly shared: boolean
+}
+
+export class Authenticator {
+  constructor(private readonly deps: AuthenticatorDeps) {}
+
+  async authenticate(headers: Headers, clientIp: string): Promise<KeyRecord> {
+    const token = tokenFrom(headers)
+    if (!token) throw this.reject('missing', clientIp, undefined, false)
+    const parsed = parseKey(token)
+    if (!parsed) throw this.reject('malformed', clientIp)
+    const now = Date.now()
+    const digest = secretDigest(parsed.secret)
+    const { cache, metrics } = this.deps
+
+    const local = cache.getLocal(parsed.id, now)
+    if (local) {
+      metrics.keyCacheHits.inc({ layer: 'memory' })
+      return this.accept(local, digest, clientIp, now)
+    }
+    // Beyond this point a failure costs a Redis or store round trip, and possibly argon2.
+    const wait = this.deps.throttle.blockedFor(clientIp, now)
+    if (wait > 0) {
+      metrics.authThrottled.inc()
+      throw new GatewayError('rate_limited', `too many failed authentication attempts from this address; retry in ${wait}s`, {
+        'retry-after': String(wait),
+      })
+    }
+    const ticket = cache.ticket()
+    const shared = await cache.getShared(parsed.id, now)
+    if (shared) {
+      metrics.keyCacheHits.inc({ layer: 'redis' })
+      if (sameDigest(shared.digest, digest)) cache.fill(shared, ticket, false)
+      return this.accept(shared, digest, clientIp, now)
+    }
+    metrics.keyCacheMisses.inc()
+    let record: KeyRecord | undefined
+    try {
+      record = await this.deps.store.getKey(parsed.id)
+    } catch {
+      throw new GatewayError('unavailable', 'the key store is unreachable; retry shortly', { 'retry-after': '2' })
+    }
+    if (!record) throw this.reject('invalid', clientIp, parsed.id)
+    // A revoked or expired key is refused before hashing: knowing its id gains nothing.
+    const state = keyState(record, now)
+    if (state !== 'active') throw this.reject(state, clientIp, parsed.id, false)
+    const ok = await this.deps.hasher.verify(record.hash, parsed.secret)
+    metrics.argon2Verifications.inc({ result: ok ? 'ok' : 'mismatch' })
+    if (!ok) throw this.reject('invalid', clientIp, parsed.id)
+    const entry: CachedKey = { digest, record, until: cache.untilFor(record, now) }
+    cache.fill(entry, ticket, this.deps.shared)
+    this.deps.onUse(record.id, now)
+    return record
+  }
+
+  private accept(entry: CachedKey, digest: Buffer, clientIp: string, now: number): KeyRecord {
+    if (!sameDigest(entry.digest, digest)) throw this.reject('invalid', clientIp, entry.record.id)
+    const state = keyState(entry.record, now)
+    if (state !== 'active') throw this.reject(state, clientIp, entry.record.id, false)
+    this.deps.onUse(entry.record.id, now)
+    return entry.record
+  }
+
+  private reject(reason: AuthFailure, clientIp: string, keyId?: string, counts = true): AuthError {
+    this.deps.metrics.authFailures.inc({ reason })
+    // A revoked or expired key is a client configuration problem, not guessing: it does not count.
+    if (counts) this.deps.throttle.fail(clientIp)
+    return new AuthError(reason, MESSAGES[reason], keyId)
+  }
+}
+
+/** `last_used_at` is collected in memory and written in batches (issue: never one write per request). */
+export class LastUsed {
+  private pending = new Map<string, number>()
+
+  touch(id: string, at: number): void {
+    this.pending.set(id, at)
+  }
+
+  async flush(store: Store): Promise<void> {
+    if (this.pending.size === 0) return
+    const batch = this.pending
+    this.pending = new Map()
+    try {
+      await store.touchKeys(batch)
+    } catch {
+      // Store down: keep the newest times for the next flush.
+      for (const [id, at] of batch) if ((this.pending.get(id) ?? 0) < at) this.pending.set(id, at)
+    }
+  }
+}

@@ -1,0 +1,22 @@
+// Every series the gateway exposes (SPEC §4.12), in one place so names and labels stay consistent.
+import { Registry } from './registry.ts'
+
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600]
+
+export function createMetrics() {
+  const registry = new Registry()
+  return {
+    registry,
+    requests: registry.counter('nnz_requests_total', 'Requests answered, by route template, method and status.'),
+    latency: registry.histogram('nnz_request_duration_seconds', 'Time from request to the last byte of the response.', LATENCY_BUCKETS),
+    ttfb: registry.histogram('nnz_time_to_first_byte_seconds', 'Time from request to upstream response headers.', LATENCY_BUCKETS),
+    keyCacheHits: registry.counter('nnz_key_cache_hits_total', 'Key verifications answered from a cache, by layer (memory, redis).'),
+    keyCacheMisses: registry.counter('nnz_key_cache_misses_total', 'Key verifications that had to load the key from the store.'),
+    argon2Verifications: registry.counter('nnz_argon2_verifications_total', 'argon2id verifications run, by result.'),
+    authFailures: registry.counter('nnz_auth_failures_total', 'Rejected authentications, by reason.'),
+    authThrottled: registry.counter('nnz_auth_throttled_total', 'Authentications refused because the client address failed too often.'),
+    revocationsReceived: registry.counter('nnz_revocations_received_total', 'Key change notifications received from other replicas.'),
+  }
+}
+
+export type Metrics = ReturnType<typeof createMetrics>

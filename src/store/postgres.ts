@@ -1,0 +1,183 @@
+// The cluster store (SPEC §3.1) on postgres.js. Key changes NOTIFY every replica in the same
+// transaction (SPEC §4.5); migrations take an advisory lock so replicas can start together.
+import postgres from 'postgres'
+import type { Logger } from '../log.ts'
+import { POSTGRES_MIGRATIONS } from './migrations.ts'
+import {
+  decodeCursor,
+  encodeCursor,
+  KEY_CHANNEL,
+  type KeyChanges,
+  type KeyListQuery,
+  type KeyPage,
+  type KeyRecord,
+  type Store,
+} from './store.ts'
+
+// A fixed 64-bit advisory lock id for "neuronetz migrations".
+const MIGRATION_LOCK = 7_243_001_017
+
+type Sql = postgres.Sql<Record<string, never>>
+type Row = Record<string, unknown>
+
+export class PostgresStore implements Store {
+  readonly kind = 'postgres' as const
+  readonly sql: Sql
+
+  constructor(
+    url: string,
+    private readonly log: Logger,
+  ) {
+    this.sql = postgres(url, {
+      max: 10,
+      connect_timeout: 5,
+      idle_timeout: 60,
+      onnotice: () => {},
+      // Timestamps come back as Date; JSON columns are parsed by postgres.js.
+      transform: { undefined: null },
+    })
+  }
+
+  async migrate(): Promise<void> {
+    await this.sql.begin(async (tx) => {
+      await tx`select pg_advisory_xact_lock(${MIGRATION_LOCK})`
+      await tx`create table if not exists schema_migrations (version integer primary key, name text not null, applied_at timestamptz not null default now())`
+      const done = new Set((await tx<Array<{ version: number }>>`select version from schema_migrations`).map((r) => r.version))
+      for (const m of POSTGRES_MIGRATIONS) {
+        if (done.has(m.version)) continue
+        await tx.unsafe(m.sql)
+        await tx`insert into schema_migrations (version, name) values (${m.version}, ${m.name})`
+      }
+    })
+  }
+
+  async ping(): Promise<void> {
+    await this.sql`select 1`
+  }
+
+  async close(): Promise<void> {
+    await this.sql.end({ timeout: 5 })
+  }
+
+  async insertKey(r: KeyRecord): Promise<void> {
+    await this.sql.begin(async (tx) => {
+      await tx`
+        insert into api_keys (id, hash, name, scopes, allowed_models, limits, metadata, expires_at, created_at, updated_at, revoked_at, last_used_at)
+        values (${r.id}, ${r.hash}, ${r.name}, ${tx.json(r.scopes as string[])}, ${tx.json(r.allowedModels as string[])}, ${tx.json(r.limits as postgres.JSONValue)},
+                ${tx.json(r.metadata as postgres.JSONValue)}, ${date(r.expiresAt)}, ${new Date(r.createdAt)}, ${new Date(r.updatedAt)}, ${date(r.revokedAt)}, ${date(r.lastUsedAt)})`
+      await tx`select pg_notify(${KEY_CHANNEL}, ${r.id})`
+    })
+  }
+
+  async getKey(id: string): Promise<KeyRecord | undefined> {
+    const [row] = await this.sql<Row[]>`select * from api_keys where id = ${id}`
+    return row ? fromRow(row) : undefined
+  }
+
+  async listKeys(q: KeyListQuery): Promise<KeyPage> {
+    const sql = this.sql
+    const now = new Date()
+    const cursor = q.cursor ? decodeCursor(q.cursor) : undefined
+    const conditions = [
+      q.name ? sql`lower(name) like ${`%${q.name.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`}` : sql`true`,
+      q.state === 'revoked' ? sql`revoked_at is not null` : sql`true`,
+      q.state === 'expired' ? sql`revoked_at is null and expires_at is not null and expires_at <= ${now}` : sql`true`,
+      q.state === 'active' ? sql`revoked_at is null and (expires_at is null or expires_at > ${now})` : sql`true`,
+      cursor ? sql`(created_at, id) < (${new Date(cursor.createdAt)}, ${cursor.id})` : sql`true`,
+    ]
+    const where = conditions.reduce((acc, c) => sql`${acc} and ${c}`)
+    const rows = await sql<Row[]>`select * from api_keys where ${where} order by created_at desc, id desc limit ${q.limit + 1}`
+    const items = rows.slice(0, q.limit).map(fromRow)
+    const last = items[items.length - 1]
+    return { items, nextCursor: rows.length > q.limit && last ? encodeCursor(last.createdAt, last.id) : null }
+  }
+
+  async updateKey(id: string, changes: KeyChanges): Promise<KeyRecord | undefined> {
+    const sql = this.sql
+    const set: Record<string, unknown> = { updated_at: new Date() }
+    if (changes.name !== undefined) set.name = changes.name
+    if (changes.hash !== undefined) set.hash = changes.hash
+    if (changes.scopes !== undefined) set.scopes = sql.json(changes.scopes as string[])
+    if (changes.allowedModels !== undefined) set.allowed_models = sql.json(changes.allowedModels as string[])
+    if (changes.limits !== undefined) set.limits = sql.json(changes.limits as postgres.JSONValue)
+    if (changes.metadata !== undefined) set.metadata = sql.json(changes.metadata as postgres.JSONValue)
+    if (changes.expiresAt !== undefined) set.expires_at = date(changes.expiresAt)
+    return this.changeAndNotify(id, (tx) => tx<Row[]>`update api_keys set ${tx(set)} where id = ${id} returning *`)
+  }
+
+  async revokeKey(id: string): Promise<KeyRecord | undefined> {
+    return this.changeAndNotify(
+      id,
+      (tx) => tx<Row[]>`update api_keys set revoked_at = coalesce(revoked_at, now()), updated_at = now() where id = ${id} returning *`,
+    )
+  }
+
+  /** SPEC §4.5: the change and its NOTIFY commit together, so no replica hears of an uncommitted change. */
+  private async changeAndNotify(
+    id: string,
+    change: (tx: postgres.TransactionSql<Record<string, never>>) => Promise<Row[]>,
+  ): Promise<KeyRecord | undefined> {
+    const rows = await this.sql.begin(async (tx) => {
+      const updated = await change(tx)
+      if (updated.length > 0) await tx`select pg_notify(${KEY_CHANNEL}, ${id})`
+      return updated
+    })
+    const row = (rows as Row[])[0]
+    return row ? fromRow(row) : undefined
+  }
+
+  async countKeys(): Promise<number> {
+    const [row] = await this.sql<Array<{ n: string }>>`select count(*)::text as n from api_keys`
+    return Number(row?.n ?? 0)
+  }
+
+  async touchKeys(lastUsed: ReadonlyMap<string, number>): Promise<void> {
+    if (lastUsed.size === 0) return
+    const ids = [...lastUsed.keys()]
+    const times = ids.map((id) => new Date(lastUsed.get(id) as number).toISOString())
+    await this.sql`
+      update api_keys k set last_used_at = greatest(k.last_used_at, v.at)
+      from (select unnest(${ids}::text[]) as id, unnest(${times}::timestamptz[]) as at) v
+      where k.id = v.id`
+  }
+
+  /**
+   * SPEC §4.5: LISTEN on the key channel. postgres.js reconnects the listener by itself with backoff;
+   * every connect after the first may have missed notifications, so the caller resyncs.
+   */
+  async watchKeys(onChange: (id: string) => void, onResync: () => void): Promise<() => Promise<void>> {
+    let connects = 0
+    const { unlisten } = await this.sql.listen(KEY_CHANNEL, onChange, () => {
+      if (connects++ > 0) {
+        this.log.warn('revocation listener reconnected; key cache cleared', { channel: KEY_CHANNEL })
+        onResync()
+      }
+    })
+    return unlisten
+  }
+}
+
+function date(ms: number | null): Date | null {
+  return ms === null ? null : new Date(ms)
+}
+
+function ms(value: unknown): number | null {
+  return value === null || value === undefined ? null : new Date(value as string | Date).getTime()
+}
+
+function fromRow(row: Row): KeyRecord {
+  return {
+    id: String(row.id),
+    hash: String(row.hash),
+    name: String(row.name),
+    scopes: row.scopes as KeyRecord['scopes'],
+    allowedModels: row.allowed_models as string[],
+    limits: row.limits as KeyRecord['limits'],
+    metadata: row.metadata as KeyRecord['metadata'],
+    expiresAt: ms(row.expires_at),
+    createdAt: ms(row.created_at) as number,
+    updatedAt: ms(row.updated_at) as number,
+    revokedAt: ms(row.revoked_at),
+    lastUsedAt: ms(row.last_used_at),
+  }
+}

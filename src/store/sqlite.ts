@@ -1,0 +1,185 @@
+// The embedded store (SPEC §3.1): one SQLite file in DATA_DIR through node:sqlite, which has the same
+// API on Bun and Deno and works inside the compiled binary (STACK).
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { DatabaseSync, type SQLInputValue } from 'node:sqlite'
+import { SQLITE_MIGRATIONS } from './migrations.ts'
+import { decodeCursor, encodeCursor, type KeyChanges, type KeyListQuery, type KeyPage, type KeyRecord, type Store } from './store.ts'
+
+type Row = Record<string, SQLInputValue>
+
+export class SqliteStore implements Store {
+  readonly kind = 'sqlite' as const
+  private readonly db: DatabaseSync
+
+  constructor(dataDir: string) {
+    mkdirSync(dataDir, { recursive: true })
+    this.db = new DatabaseSync(join(dataDir, 'neuronetz.db'))
+    // WAL lets the CLI read and write while a gateway runs; busy_timeout waits out its locks.
+    this.db.exec('pragma journal_mode = wal; pragma busy_timeout = 5000; pragma synchronous = normal;')
+  }
+
+  async migrate(): Promise<void> {
+    this.db.exec('begin immediate')
+    try {
+      this.db.exec(
+        'create table if not exists schema_migrations (version integer primary key, name text not null, applied_at integer not null)',
+      )
+      const done = new Set(
+        (this.db.prepare('select version from schema_migrations').all() as Array<{ version: number }>).map((r) => r.version),
+      )
+      for (const m of SQLITE_MIGRATIONS) {
+        if (done.has(m.version)) continue
+        this.db.exec(m.sql)
+        this.db.prepare('insert into schema_migrations (version, name, applied_at) values (?, ?, ?)').run(m.version, m.name, Date.now())
+      }
+      this.db.exec('commit')
+    } catch (err) {
+      this.db.exec('rollback')
+      throw err
+    }
+  }
+
+  async ping(): Promise<void> {
+    this.db.prepare('select 1').get()
+  }
+
+  async close(): Promise<void> {
+    if (this.db.isOpen) this.db.close()
+  }
+
+  async insertKey(r: KeyRecord): Promise<void> {
+    this.db
+      .prepare(
+        `insert into api_keys (id, hash, name, scopes, allowed_models, limits, metadata, expires_at, created_at, updated_at, revoked_at, last_used_at)
+         values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(
+        r.id,
+        r.hash,
+        r.name,
+        JSON.stringify(r.scopes),
+        JSON.stringify(r.allowedModels),
+        JSON.stringify(r.limits),
+        JSON.stringify(r.metadata),
+        r.expiresAt,
+        r.createdAt,
+        r.updatedAt,
+        r.revokedAt,
+        r.lastUsedAt,
+      )
+  }
+
+  async getKey(id: string): Promise<KeyRecord | undefined> {
+    const row = this.db.prepare('select * from api_keys where id = ?').get(id) as Row | undefined
+    return row ? fromRow(row) : undefined
+  }
+
+  async listKeys(q: KeyListQuery): Promise<KeyPage> {
+    const where: string[] = []
+    const params: SQLInputValue[] = []
+    const now = Date.now()
+    if (q.name) {
+      where.push("lower(name) like ? escape '\\'")
+      params.push(`%${q.name.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`)
+    }
+    if (q.state === 'revoked') where.push('revoked_at is not null')
+    if (q.state === 'expired') {
+      where.push('revoked_at is null and expires_at is not null and expires_at <= ?')
+      params.push(now)
+    }
+    if (q.state === 'active') {
+      where.push('revoked_at is null and (expires_at is null or expires_at > ?)')
+      params.push(now)
+    }
+    const cursor = q.cursor ? decodeCursor(q.cursor) : undefined
+    if (cursor) {
+      where.push('(created_at < ? or (created_at = ? and id < ?))')
+      params.push(cursor.createdAt, cursor.createdAt, cursor.id)
+    }
+    const sql = `select * from api_keys ${where.length ? `where ${where.join(' and ')}` : ''} order by created_at desc, id desc limit ?`
+    const rows = this.db.prepare(sql).all(...params, q.limit + 1) as Row[]
+    const items = rows.slice(0, q.limit).map(fromRow)
+    const last = items[items.length - 1]
+    return { items, nextCursor: rows.length > q.limit && last ? encodeCursor(last.createdAt, last.id) : null }
+  }
+
+  async updateKey(id: string, changes: KeyChanges): Promise<KeyRecord | undefined> {
+    const sets: string[] = ['updated_at = ?']
+    const params: SQLInputValue[] = [Date.now()]
+    const column = (name: string, value: SQLInputValue) => {
+      sets.push(`${name} = ?`)
+      params.push(value)
+    }
+    if (changes.name !== undefined) column('name', changes.name)
+    if (changes.hash !== undefined) column('hash', changes.hash)
+    if (changes.scopes !== undefined) column('scopes', JSON.stringify(changes.scopes))
+    if (changes.allowedModels !== undefined) column('allowed_models', JSON.stringify(changes.allowedModels))
+    if (changes.limits !== undefined) column('limits', JSON.stringify(changes.limits))
+    if (changes.metadata !== undefined) column('metadata', JSON.stringify(changes.metadata))
+    if (changes.expiresAt !== undefined) column('expires_at', changes.expiresAt)
+    this.db.prepare(`update api_keys set ${sets.join(', ')} where id = ?`).run(...params, id)
+    return this.getKey(id)
+  }
+
+  async revokeKey(id: string): Promise<KeyRecord | undefined> {
+    const now = Date.now()
+    this.db.prepare('update api_keys set revoked_at = coalesce(revoked_at, ?), updated_at = ? where id = ?').run(now, now, id)
+    return this.getKey(id)
+  }
+
+  async countKeys(): Promise<number> {
+    return Number((this.db.prepare('select count(*) as n from api_keys').get() as { n: number }).n)
+  }
+
+  async touchKeys(lastUsed: ReadonlyMap<string, number>): Promise<void> {
+    if (lastUsed.size === 0) return
+    const stmt = this.db.prepare('update api_keys set last_used_at = max(coalesce(last_used_at, 0), ?) where id = ?')
+    this.db.exec('begin')
+    try {
+      for (const [id, at] of lastUsed) stmt.run(at, id)
+      this.db.exec('commit')
+    } catch (err) {
+      this.db.exec('rollback')
+      throw err
+    }
+  }
+
+  /**
+   * One process owns the embedded store, so its own changes evict directly (keys/service.ts). The CLI
+   * may change keys from another process: SQLite's data_version moves only for other connections'
+   * commits, and when it does the whole key cache is dropped.
+   */
+  async watchKeys(_onChange: (id: string) => void, onResync: () => void): Promise<() => Promise<void>> {
+    const version = () => Number((this.db.prepare('pragma data_version').get() as { data_version: number }).data_version)
+    let seen = version()
+    const timer = setInterval(() => {
+      if (!this.db.isOpen) return
+      const now = version()
+      if (now !== seen) {
+        seen = now
+        onResync()
+      }
+    }, 500)
+    ;(timer as { unref?: () => void }).unref?.()
+    return async () => clearInterval(timer)
+  }
+}
+
+function fromRow(row: Row): KeyRecord {
+  const n = (v: SQLInputValue | undefined) => (v === null || v === undefined ? null : Number(v))
+  return {
+    id: String(row.id),
+    hash: String(row.hash),
+    name: String(row.name),
+    scopes: JSON.parse(String(row.scopes)),
+    allowedModels: JSON.parse(String(row.allowed_models)),
+    limits: JSON.parse(String(row.limits)),
+    metadata: JSON.parse(String(row.metadata)),
+    expiresAt: n(row.expires_at),
+    createdAt: Number(row.created_at),
+    updatedAt: Number(row.updated_at),
+    revokedAt: n(row.revoked_at),
+    lastUsedAt: n(row.last_used_at),
+  }
+}
