@@ -3,13 +3,16 @@ import { Elysia } from 'elysia'
 import { dialectOf, errorResponse, GatewayError } from './errors.ts'
 import { healthRoutes } from './health/routes.ts'
 import { adminKeyRoutes } from './keys/routes.ts'
+import { metricsRoutes } from './metrics/routes.ts'
 import { requestIdOf } from './proxy/headers.ts'
 import { proxyRoutes } from './proxy/routes.ts'
 import type { Services } from './services.ts'
 
 export function createApp(services: Services) {
   const { log } = services
-  return new Elysia({ name: 'neuronetz-gateway' })
+  // normalize: false makes schema'd routes reject unknown fields instead of silently dropping them
+  // (a misspelt admin field must not be ignored). Proxied routes have no body schema: bytes pass as sent.
+  return new Elysia({ name: 'neuronetz-gateway', normalize: false })
     .onError(({ code, error, request }) => {
       const url = new URL(request.url)
       const requestId = requestIdOf(request)
@@ -29,6 +32,7 @@ export function createApp(services: Services) {
     })
     .use(healthRoutes(services))
     .use(adminKeyRoutes(services))
+    .use(metricsRoutes(services))
     .use(proxyRoutes(services))
 }
 

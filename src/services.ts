@@ -71,7 +71,7 @@ export function createServices(config: Config, log: Logger, runtime: Runtime): S
   const backends = new BackendRegistry(config)
   const discovery = new DiscoveryPoller(backends, log, { intervalMs: config.discoveryIntervalMs, probeTimeoutMs: config.connectTimeoutMs })
   const inflight = new InFlight()
-  const proxy = createProxy({ config, backends, log, inflight, auth, clientSignal: runtime.clientSignal })
+  const proxy = createProxy({ config, backends, log, inflight, auth, metrics, clientSignal: runtime.clientSignal })
 
   let ready = false
   let stopped = false

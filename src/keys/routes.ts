@@ -62,8 +62,7 @@ const errors = { 400: AdminError, 401: AdminError, 403: AdminError, 404: AdminEr
 
 export function adminKeyRoutes(services: Services) {
   const { keys } = services
-  // normalize: false makes Elysia reject unknown fields (a misspelt `scope` must not be silently ignored).
-  return new Elysia({ name: 'admin-keys', prefix: '/admin', normalize: false })
+  return new Elysia({ name: 'admin-keys', prefix: '/admin' })
     .resolve(async ({ request, set }) => {
       set.headers['x-request-id'] = requestIdOf(request)
       return { admin: await requireScope(services, request, 'admin') }

@@ -7,6 +7,7 @@ import { type Dialect, dialectOf, errorResponse, GatewayError } from '../errors.
 import type { Authenticator } from '../keys/authenticator.ts'
 import { hasScope, modelAllowed } from '../keys/authz.ts'
 import type { Logger } from '../log.ts'
+import type { Metrics } from '../metrics/metrics.ts'
 import type { InFlight } from '../runtime/inflight.ts'
 import type { KeyRecord } from '../store/store.ts'
 import { modelOf, readJsonBody, wantsStream } from './body.ts'
@@ -22,6 +23,7 @@ export interface ProxyDeps {
   readonly log: Logger
   readonly inflight: InFlight
   readonly auth: Authenticator
+  readonly metrics: Metrics
   /** The runtime's "client went away" signal, where it means that (see runtime/). */
   readonly clientSignal: (request: Request) => AbortSignal | undefined
 }
@@ -49,8 +51,14 @@ interface Exchange {
 export function createProxy(deps: ProxyDeps) {
   const { config, log } = deps
 
+  const { metrics } = deps
   const finish = (x: Exchange, result: RelayResult) => {
     deps.inflight.leave()
+    // Labels are bounded: the route template, never the raw path (SPEC §4.12).
+    const elapsed = (performance.now() - x.startedAt) / 1000
+    metrics.requests.inc({ route: x.endpoint.path, method: x.endpoint.method, status: String(x.status ?? 0) })
+    metrics.latency.observe({ route: x.endpoint.path }, elapsed)
+    if (x.ttfbMs !== undefined) metrics.ttfb.observe({ route: x.endpoint.path }, x.ttfbMs / 1000)
     if (!log.enabled('info')) return
     log.info('request', {
       request_id: x.meta.requestId,

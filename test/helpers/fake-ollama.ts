@@ -2,6 +2,7 @@
 // delays, errors before and during streams, slow first bytes, tags/ps/version, blobs, pull progress.
 // It records what it received and what it sent so tests can assert byte-exact forwarding.
 import { createHash } from 'node:crypto'
+import { normalizeModel } from '../../src/backends/model-name.ts'
 
 export interface Behaviour {
   /** Content chunks before the final line. */
@@ -90,6 +91,12 @@ export class FakeOllama {
     return Buffer.concat(r.sent).toString('utf8')
   }
 
+  /** Ollama resolves names the way UPSTREAM §5 says: `llama3`, `library/llama3:latest` are one model. */
+  has(model: string): boolean {
+    const wanted = normalizeModel(model)
+    return this.models.some((m) => normalizeModel(m.name) === wanted)
+  }
+
   private behaviourFor(model: unknown): Behaviour {
     return { ...this.behaviour, ...(typeof model === 'string' ? this.perModel.get(model) : undefined) }
   }
@@ -171,7 +178,7 @@ export class FakeOllama {
       ].includes(p)
     ) {
       if (!model) return isV1 ? openaiError(400, 'model is required') : ollamaError(400, 'model is required')
-      if (!this.models.some((m) => m.name === model || m.name === `${model}:latest`)) {
+      if (!this.has(model)) {
         return isV1 ? openaiError(404, `model "${model}" not found, try pulling it first`) : ollamaError(404, `model '${model}' not found`)
       }
     }

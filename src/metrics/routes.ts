@@ -1,0 +1,18 @@
+// SPEC §4.12: GET /metrics in Prometheus text format; scope `admin` unless METRICS_PUBLIC=true (§4.3).
+import { Elysia } from 'elysia'
+import { requireScope } from '../keys/guard.ts'
+import { requestIdOf } from '../proxy/headers.ts'
+import type { Services } from '../services.ts'
+
+export function metricsRoutes(services: Services) {
+  return new Elysia({ name: 'metrics' }).get(
+    '/metrics',
+    async ({ request }) => {
+      if (!services.config.metricsPublic) await requireScope(services, request, 'admin')
+      return new Response(services.metrics.registry.render(), {
+        headers: { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'x-request-id': requestIdOf(request) },
+      })
+    },
+    { detail: { tags: ['operations'], summary: 'Prometheus metrics (scope admin unless METRICS_PUBLIC=true)' } },
+  )
+}
