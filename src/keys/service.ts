@@ -111,7 +111,7 @@ export class KeyService {
     const existing = await this.store.getKey(parsed.id)
     if (!existing) {
       const now = Date.now()
-      await this.store.insertKey({
+      const inserted = this.store.insertKey({
         id: parsed.id,
         hash: await this.hasher.hash(parsed.secret),
         name: 'bootstrap admin',
@@ -125,7 +125,14 @@ export class KeyService {
         revokedAt: null,
         lastUsedAt: null,
       })
-      return 'created'
+      // Replicas starting together race to insert it: losing that race means it is present.
+      return inserted.then(
+        () => 'created' as const,
+        async (err) => {
+          if (await this.store.getKey(parsed.id)) return 'present' as const
+          throw err
+        },
+      )
     }
     if (existing.revokedAt !== null) return 'revoked'
     if (await this.hasher.verify(existing.hash, parsed.secret)) return 'present'
