@@ -43,6 +43,7 @@ try {
   check('/healthz answers 200', health.status === 200, String(health.status))
   const res = await fetch(`${gw.url}/api/chat`, {
     method: 'POST',
+    headers: gw.auth,
     body: JSON.stringify({ model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }] }),
   })
   const text = await res.text()
@@ -54,6 +55,19 @@ try {
   )
   const code = await gw.stop('SIGTERM')
   check('SIGTERM exits 0', code === 0, `exit ${code}\n${gw.output()}`)
+  if (which === 'binary') {
+    // The argon2 addon is unpacked into TMPDIR at run time: without a usable one, one clear line.
+    const noTmp = Bun.spawnSync(command, {
+      cwd: dir,
+      env: { PATH: process.env.PATH ?? '', TMPDIR: join(dir, 'missing'), DATA_DIR: join(dir, 'data') },
+    })
+    const err = noTmp.stderr.toString()
+    check(
+      'no writable TMPDIR: exit 1 with a clear message',
+      noTmp.exitCode === 1 && err.includes('set TMPDIR') && err.trim().split('\n').length === 1,
+      err,
+    )
+  }
 } catch (err) {
   check('runs', false, String(err))
 } finally {

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs'
 import { createApp } from './app.ts'
 import { type Config, ConfigError, describeVariables, flagsToEnv, loadConfig } from './config.ts'
 import { GatewayError } from './errors.ts'
+import { loadArgon2 } from './keys/argon2.ts'
 import { COMMAND_OPTIONS, type Parsed, runKeysCommand, splitOptions } from './keys/cli.ts'
 import { createLogger, type Logger } from './log.ts'
 import type { Runtime } from './runtime/runtime.ts'
@@ -62,6 +63,12 @@ export async function run(
     if (!(err instanceof ConfigError)) throw err
     process.stderr.write(`neuronetz-gateway: ${err.message}\n`)
     runtime.exit(2)
+  }
+  try {
+    await loadArgon2()
+  } catch (err) {
+    process.stderr.write(`neuronetz-gateway: ${(err as Error).message}\n`)
+    runtime.exit(1)
   }
   if (command) {
     const log = createLogger({ level: 'warn', format: config.logFormat })

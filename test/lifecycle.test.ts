@@ -93,3 +93,16 @@ describe('listening', () => {
     }
   })
 })
+
+describe('first start', () => {
+  test('an empty store tells the operator, in one short message, how to create the first admin key', async () => {
+    const gw = await startGateway({ env: { OLLAMA_BASE_URL: fake.url, BOOTSTRAP_ADMIN_KEY: '' } })
+    try {
+      const hint = await gw.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('no API keys yet'))
+      expect(hint.msg).toContain('neuronetz-gateway keys create --name admin --scopes admin')
+      expect(hint.level).toBe('warn')
+    } finally {
+      await gw.stop()
+    }
+  })
+})

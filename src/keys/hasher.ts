@@ -1,7 +1,8 @@
 // argon2id at rest (SPEC §4.2) through @node-rs/argon2, with a bound on concurrent work so a flood of
 // cache misses cannot take every core.
-import { type Algorithm, hash, verify } from '@node-rs/argon2'
+import type { Algorithm } from '@node-rs/argon2'
 import { GatewayError } from '../errors.ts'
+import { loadArgon2 } from './argon2.ts'
 
 // Algorithm.Argon2id; the package exports a const enum, which isolated modules cannot read.
 const ARGON2ID = 2 as Algorithm
@@ -21,7 +22,8 @@ export class Hasher {
 
   constructor(private readonly opts: HasherOptions) {}
 
-  hash(secret: string): Promise<string> {
+  async hash(secret: string): Promise<string> {
+    const { hash } = await loadArgon2()
     return hash(secret, {
       algorithm: ARGON2ID,
       memoryCost: this.opts.memoryCost,
@@ -31,6 +33,7 @@ export class Hasher {
   }
 
   async verify(encoded: string, secret: string): Promise<boolean> {
+    const { verify } = await loadArgon2()
     await this.acquire()
     try {
       return await verify(encoded, secret)
