@@ -281,7 +281,7 @@ for (const mode of modes) {
       }
       expect(throttled?.status).toBe(429)
       expect(Number(throttled?.headers.get('retry-after'))).toBeGreaterThan(0)
-      expect((await throttled?.json()).error).toContain('too many failed authentication attempts')
+      expect((await (throttled as Response).json()).error).toContain('too many failed authentication attempts')
       expect((await chat(key)).status).toBe(200)
     })
   })
