@@ -6,6 +6,8 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { type Subprocess, spawn, spawnSync } from 'bun'
+import { newKey } from '../src/keys/format.ts'
+import { freshDatabase, freshRedis } from '../test/helpers/infra.ts'
 
 const root = join(import.meta.dir, '..')
 const work = join(import.meta.dir, '.work')
@@ -43,9 +45,15 @@ function start(cmd: string[], env: Record<string, string> = {}, logName?: string
   children.push(child)
   return child
 }
+// SIGTERM, not SIGKILL: a killed nginx master leaves its worker holding the port.
 process.on('exit', () => {
-  for (const c of children) c.kill('SIGKILL')
+  for (const c of children) c.kill('SIGTERM')
 })
+// A previous run that died may have left its nginx behind.
+try {
+  process.kill(Number(readFileSync(join(work, 'nginx.pid'), 'utf8')), 'SIGTERM')
+  await Bun.sleep(300)
+} catch {}
 
 async function waitHttp(url: string, timeoutMs = 15000): Promise<void> {
   const until = Date.now() + timeoutMs
@@ -120,7 +128,8 @@ const FAKE_PORT = 19434
 const fake = start([bun, 'test/helpers/fake-ollama.ts', String(FAKE_PORT)], {}, 'fake')
 const upstream = `http://127.0.0.1:${FAKE_PORT}`
 await waitHttp(`${upstream}/api/version`)
-const BENCH_KEY = 'nnz_benchbenchbe_anchorkeyforthenginxmapxxxxxxxxxxxxxxx'
+// One real gateway key, also the nginx map's key, so every target checks the same credential.
+const BENCH_KEY = newKey().token
 const targets: Target[] = [{ name: 'direct', label: 'Ollama (fake) direct', url: upstream, pid: fake.pid }]
 
 if (!only || only.includes('nginx')) {
@@ -140,14 +149,46 @@ if (!only || only.includes('bare')) {
   await waitHttp('http://127.0.0.1:19081/api/version')
   targets.push({ name: 'bare', label: 'bare Bun proxy (Bun.serve + fetch)', url: 'http://127.0.0.1:19081', pid: bare.pid })
 }
+const gatewayEnv = { HOST: '127.0.0.1', OLLAMA_BASE_URL: upstream, LOG_FORMAT: 'json', BOOTSTRAP_ADMIN_KEY: BENCH_KEY }
+if (!only || only.includes('noauth')) {
+  const gw = start(
+    [bun, 'bench/gateway-noauth.ts'],
+    { ...gatewayEnv, PORT: '19083', DATA_DIR: join(work, `data-noauth-${Date.now()}`) },
+    'gateway-noauth',
+  )
+  await waitHttp('http://127.0.0.1:19083/healthz')
+  targets.push({ name: 'noauth', label: 'gateway, auth replaced by allow-all (bench only)', url: 'http://127.0.0.1:19083', pid: gw.pid })
+}
 if (!only || only.includes('embedded')) {
   const gw = start(
     [bun, 'src/main.ts'],
-    { PORT: '19080', HOST: '127.0.0.1', OLLAMA_BASE_URL: upstream, DATA_DIR: join(work, 'data-embedded'), LOG_FORMAT: 'json' },
+    { ...gatewayEnv, PORT: '19080', DATA_DIR: join(work, `data-embedded-${Date.now()}`) },
     'gateway-embedded',
   )
   await waitHttp('http://127.0.0.1:19080/healthz')
-  targets.push({ name: 'embedded', label: 'neuronetz-gateway, embedded', url: 'http://127.0.0.1:19080', pid: gw.pid })
+  targets.push({
+    name: 'embedded',
+    label: 'neuronetz-gateway, embedded (SQLite, in-process)',
+    url: 'http://127.0.0.1:19080',
+    pid: gw.pid,
+    key: BENCH_KEY,
+  })
+}
+const benchDb = !only || only.includes('cluster') ? await freshDatabase() : undefined
+if (benchDb) {
+  const gw = start(
+    [bun, 'src/main.ts'],
+    { ...gatewayEnv, PORT: '19084', DATABASE_URL: benchDb.url, REDIS_URL: await freshRedis(15), DATA_DIR: join(work, 'data-cluster') },
+    'gateway-cluster',
+  )
+  await waitHttp('http://127.0.0.1:19084/healthz')
+  targets.push({
+    name: 'cluster',
+    label: 'neuronetz-gateway, cluster (Postgres + Redis)',
+    url: 'http://127.0.0.1:19084',
+    pid: gw.pid,
+    key: BENCH_KEY,
+  })
 }
 
 // ---- measure ----------------------------------------------------------------------------------
@@ -167,11 +208,41 @@ for (const target of targets.filter((t) => !only || t.name === 'direct' || only.
   rows.push(row)
 }
 
+// ---- keys: a cold key's first request (argon2) vs its next one (cache hit) -----------------------
+async function coldKeys(target: Target, n: number) {
+  const first: number[] = []
+  const second: number[] = []
+  for (let i = 0; i < n; i++) {
+    const res = await fetch(`${target.url}/admin/keys`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${BENCH_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: `cold-${i}` }),
+    })
+    const { key } = await res.json()
+    for (const into of [first, second]) {
+      const t0 = performance.now()
+      const r = await fetch(`${target.url}/api/version`, { headers: { authorization: `Bearer ${key}` } })
+      await r.arrayBuffer()
+      into.push(performance.now() - t0)
+    }
+  }
+  const median = (v: number[]) => [...v].sort((x, y) => x - y)[Math.floor(v.length / 2)] as number
+  return { first: median(first), second: median(second) }
+}
+const cold = new Map<string, { first: number; second: number }>()
+for (const t of targets.filter((t) => t.name === 'embedded' || t.name === 'cluster')) cold.set(t.name, await coldKeys(t, 20))
+process.stderr.write('measuring revocation...\n')
+const revocation =
+  !only || only.includes('revocation')
+    ? JSON.parse(spawnSync([bun, join(import.meta.dir, 'revocation.ts'), quick ? '30' : '100']).stdout.toString())
+    : undefined
+await benchDb?.drop()
+
 // ---- report -----------------------------------------------------------------------------------
 const direct = rows.find((r) => r.target.name === 'direct') as Row
 const bare = rows.find((r) => r.target.name === 'bare')
 const nginxRow = rows.find((r) => r.target.name === 'nginx')
-const f = (n: number | undefined, d = 2) => (n === undefined || Number.isNaN(n) ? 'n/a' : n.toFixed(d))
+const f = (n: number | null | undefined, d = 2) => (typeof n !== 'number' || Number.isNaN(n) ? 'n/a' : n.toFixed(d))
 const plus = (a: number | undefined, b: number | undefined) =>
   a === undefined || b === undefined ? 'n/a' : `${a - b >= 0 ? '+' : ''}${(a - b).toFixed(2)}`
 const pct = (a?: number, b?: number) => (a && b ? `${Math.round((a / b) * 100)}%` : 'n/a')
@@ -202,6 +273,21 @@ for (const r of rows) {
   )
 }
 lines.push('')
+const noauth = rows.find((r) => r.target.name === 'noauth')
+for (const name of ['embedded', 'cluster']) {
+  const r = rows.find((x) => x.target.name === name)
+  const c = cold.get(name)
+  if (!r || !c) continue
+  lines.push(
+    `Auth, ${name}: ${f(r.rps, 0)} req/s with a cached key vs ${f(noauth?.rps, 0)} with auth replaced by allow-all (${pct(r.rps, noauth?.rps)}); p50 at 2k req/s ${f(r.rate?.latency_ms.p50)} vs ${f(noauth?.rate?.latency_ms.p50)} ms (${plus(r.rate?.latency_ms.p50, noauth?.rate?.latency_ms.p50)} ms). A cold key's first request (argon2id, 19 MiB, t=2): median ${f(c.first)} ms; its second (cache hit): ${f(c.second)} ms.`,
+    '',
+  )
+}
+if (revocation)
+  lines.push(
+    `Revocation across two replicas (Postgres LISTEN/NOTIFY), ${revocation.trials} trials: p50 ${f(revocation.p50_ms)} ms, p99 ${f(revocation.p99_ms)} ms, max ${f(revocation.max_ms)} ms, missed ${revocation.missed}.`,
+    '',
+  )
 const previous = (() => {
   try {
     const text = readFileSync(join(import.meta.dir, 'RESULTS.md'), 'utf8')

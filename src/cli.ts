@@ -8,7 +8,7 @@ import { loadArgon2 } from './keys/argon2.ts'
 import { COMMAND_OPTIONS, type Parsed, runKeysCommand, splitOptions } from './keys/cli.ts'
 import { createLogger, type Logger } from './log.ts'
 import type { Runtime } from './runtime/runtime.ts'
-import { createServices } from './services.ts'
+import { createServices, type ServiceOverrides } from './services.ts'
 import { COMMIT, VERSION } from './version.ts'
 
 const USAGE = `neuronetz-gateway ${VERSION}: an authenticated gateway in front of Ollama
@@ -34,6 +34,7 @@ export async function run(
   environment: Record<string, string | undefined>,
   runtime: Runtime,
   isTTY: boolean,
+  overrides: ServiceOverrides = {},
 ): Promise<void> {
   // `keys <sub> ...` and `migrate` take their own options; the remaining flags are configuration.
   let argv = args
@@ -81,11 +82,11 @@ export async function run(
       runtime.exit(1)
     }
   }
-  await serve(config, runtime, createLogger({ level: config.logLevel, format: config.logFormat }))
+  await serve(config, runtime, createLogger({ level: config.logLevel, format: config.logFormat }), overrides)
 }
 
-async function serve(config: Config, runtime: Runtime, log: Logger): Promise<void> {
-  const services = createServices(config, log, runtime)
+async function serve(config: Config, runtime: Runtime, log: Logger, overrides: ServiceOverrides): Promise<void> {
+  const services = createServices(config, log, runtime, overrides)
   await services.start()
   const app = createApp(services)
   let server: ReturnType<Runtime['serve']>

@@ -5,7 +5,7 @@ import type { Redis } from 'ioredis'
 import { DiscoveryPoller } from './backends/poller.ts'
 import { BackendRegistry } from './backends/registry.ts'
 import type { Config } from './config.ts'
-import { Authenticator, LastUsed } from './keys/authenticator.ts'
+import { Authenticator, type KeyAuthenticator, LastUsed } from './keys/authenticator.ts'
 import { KeyCache } from './keys/cache.ts'
 import { Hasher } from './keys/hasher.ts'
 import { KeyService } from './keys/service.ts'
@@ -28,7 +28,7 @@ export interface Services {
   readonly store: Store
   readonly redis?: Redis
   readonly keyCache: KeyCache
-  readonly auth: Authenticator
+  readonly auth: KeyAuthenticator
   readonly keys: KeyService
   readonly backends: BackendRegistry
   readonly discovery: DiscoveryPoller
@@ -50,14 +50,19 @@ export function createHasher(config: Config): Hasher {
   return new Hasher({ ...config.argon2, concurrency: 2, maxQueue: 256 })
 }
 
-export function createServices(config: Config, log: Logger, runtime: Runtime): Services {
+/** Replacements for parts of the request path; only the benchmark uses this (bench/gateway-noauth.ts). */
+export interface ServiceOverrides {
+  readonly auth?: KeyAuthenticator
+}
+
+export function createServices(config: Config, log: Logger, runtime: Runtime, overrides: ServiceOverrides = {}): Services {
   const metrics = createMetrics()
   const store = openStore(config, log)
   const redis = config.redisUrl ? openRedis(config.redisUrl, log) : undefined
   const keyCache = new KeyCache(config.keyCacheTtlMs, redis)
   const hasher = createHasher(config)
   const lastUsed = new LastUsed()
-  const auth = new Authenticator({
+  const auth: KeyAuthenticator = overrides.auth ?? new Authenticator({
     store,
     cache: keyCache,
     hasher,

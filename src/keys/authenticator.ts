@@ -41,7 +41,12 @@ export interface AuthenticatorDeps {
   readonly shared: boolean
 }
 
-export class Authenticator {
+/** What the request path needs from authentication; the bench swaps in an allow-all one. */
+export interface KeyAuthenticator {
+  authenticate(headers: Headers, clientIp: string): Promise<KeyRecord>
+}
+
+export class Authenticator implements KeyAuthenticator {
   constructor(private readonly deps: AuthenticatorDeps) {}
 
   async authenticate(headers: Headers, clientIp: string): Promise<KeyRecord> {

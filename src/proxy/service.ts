@@ -4,7 +4,7 @@ import type { Backend } from '../backends/backend.ts'
 import type { BackendRegistry } from '../backends/registry.ts'
 import type { Config } from '../config.ts'
 import { type Dialect, dialectOf, errorResponse, GatewayError } from '../errors.ts'
-import type { Authenticator } from '../keys/authenticator.ts'
+import type { KeyAuthenticator } from '../keys/authenticator.ts'
 import { hasScope, modelAllowed } from '../keys/authz.ts'
 import type { Logger } from '../log.ts'
 import type { Metrics } from '../metrics/metrics.ts'
@@ -22,7 +22,7 @@ export interface ProxyDeps {
   readonly backends: BackendRegistry
   readonly log: Logger
   readonly inflight: InFlight
-  readonly auth: Authenticator
+  readonly auth: KeyAuthenticator
   readonly metrics: Metrics
   /** The runtime's "client went away" signal, where it means that (see runtime/). */
   readonly clientSignal: (request: Request) => AbortSignal | undefined
