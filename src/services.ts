@@ -62,16 +62,18 @@ export function createServices(config: Config, log: Logger, runtime: Runtime, ov
   const keyCache = new KeyCache(config.keyCacheTtlMs, redis)
   const hasher = createHasher(config)
   const lastUsed = new LastUsed()
-  const auth: KeyAuthenticator = overrides.auth ?? new Authenticator({
-    store,
-    cache: keyCache,
-    hasher,
-    // SPEC §4.2: 20 failed verifications per address per minute, then the slow path is refused.
-    throttle: new FailureThrottle(20, 60_000),
-    metrics,
-    onUse: (id, at) => lastUsed.touch(id, at),
-    shared: redis !== undefined,
-  })
+  const auth: KeyAuthenticator =
+    overrides.auth ??
+    new Authenticator({
+      store,
+      cache: keyCache,
+      hasher,
+      // SPEC §4.2: 20 failed verifications per address per minute, then the slow path is refused.
+      throttle: new FailureThrottle(20, 60_000),
+      metrics,
+      onUse: (id, at) => lastUsed.touch(id, at),
+      shared: redis !== undefined,
+    })
   const keys = new KeyService(store, hasher, (id) => keyCache.evict(id))
   const backends = new BackendRegistry(config)
   const discovery = new DiscoveryPoller(backends, log, { intervalMs: config.discoveryIntervalMs, probeTimeoutMs: config.connectTimeoutMs })
