@@ -76,9 +76,13 @@ export function createServices(config: Config, log: Logger, runtime: Runtime, ov
     })
   const keys = new KeyService(store, hasher, (id) => keyCache.evict(id))
   const backends = new BackendRegistry(config)
-  const discovery = new DiscoveryPoller(backends, log, { intervalMs: config.discoveryIntervalMs, probeTimeoutMs: config.connectTimeoutMs })
+  const discovery = new DiscoveryPoller(backends, log, {
+    intervalMs: config.discoveryIntervalMs,
+    probeTimeoutMs: config.connectTimeoutMs,
+    ...(redis ? { redis } : {}),
+  })
   const inflight = new InFlight()
-  const proxy = createProxy({ config, backends, log, inflight, auth, metrics, clientSignal: runtime.clientSignal })
+  const proxy = createProxy({ config, backends, discovery, log, inflight, auth, metrics, clientSignal: runtime.clientSignal })
 
   let ready = false
   let stopped = false

@@ -1,6 +1,8 @@
 // One configured Ollama server: its address, the credentials the gateway presents to it (SPEC §3.2),
 // and the live state routing and readiness read (SPEC §4.6, §4.7).
 import type { BackendConfig } from '../config.ts'
+import { FairAdmission } from './admission.ts'
+import { CircuitBreaker } from './breaker.ts'
 
 export type Health = 'unknown' | 'up' | 'down'
 
@@ -8,6 +10,13 @@ export interface UpstreamAuth {
   readonly header: string
   readonly scheme: string
   readonly token?: string
+}
+
+export interface BackendLimits {
+  readonly maxConnections: number
+  readonly maxQueue: number
+  readonly maxQueueWaitMs: number
+  readonly breakerCooldownMs: number
 }
 
 export class Backend {
@@ -26,9 +35,14 @@ export class Backend {
   /** Normalised model names this backend has (`/api/tags`) and has loaded (`/api/ps`). */
   models: ReadonlySet<string> = new Set()
   loaded: ReadonlySet<string> = new Set()
-  version?: string
+  /** Bytes of the models it holds (from /api/tags): "most room" for a pull is the smallest. */
+  diskBytes = 0
+  readonly breaker: CircuitBreaker
+  readonly admission: FairAdmission
 
-  constructor(config: BackendConfig, auth: UpstreamAuth) {
+  constructor(config: BackendConfig, auth: UpstreamAuth, limits: BackendLimits) {
+    this.breaker = new CircuitBreaker(3, limits.breakerCooldownMs)
+    this.admission = new FairAdmission(limits.maxConnections, limits.maxQueue, limits.maxQueueWaitMs)
     this.name = config.name
     this.url = config.url
     this.weight = config.weight
@@ -62,11 +76,14 @@ export class Backend {
       url: redactUrl(this.url),
       health: this.health,
       in_flight: this.inFlight,
+      queued: this.admission.waiting,
+      breaker: this.breaker.state,
       latency_ms: this.latencyMs,
       last_error: this.lastError,
       last_checked_at: this.lastCheckedAt ? new Date(this.lastCheckedAt).toISOString() : undefined,
       models: [...this.models],
       loaded_models: [...this.loaded],
+      disk_bytes: this.diskBytes,
     }
   }
 }

@@ -1,26 +1,42 @@
 // SPEC §4.6: each backend is polled for the models it has (`/api/tags`) and has loaded (`/api/ps`),
-// with jitter so replicas do not poll in step. A probe is bounded by OLLAMA_CONNECT_TIMEOUT_S.
+// with jitter so replicas do not poll in step. A probe is bounded by OLLAMA_CONNECT_TIMEOUT_S. In
+// cluster mode each result is also written to Redis, so a fresh replica routes before its first poll.
+import type { Redis } from 'ioredis'
 import type { Logger } from '../log.ts'
 import type { Backend } from './backend.ts'
 import { normalizeModel } from './model-name.ts'
 import type { BackendRegistry } from './registry.ts'
 
 interface ModelList {
-  models?: Array<{ name?: string; model?: string }>
+  models?: Array<{ name?: string; model?: string; size?: number }>
 }
+
+interface Snapshot {
+  models: string[]
+  loaded: string[]
+  disk: number
+  at: number
+}
+
+/** An unknown model re-polls a backend at most this often (SPEC §4.6: "at most once per few seconds"). */
+const REPOLL_MIN_MS = 3000
+const snapshotKey = (name: string) => `nnz:discovery:${name}`
 
 export class DiscoveryPoller {
   private timer?: ReturnType<typeof setTimeout>
   private stopped = false
+  private readonly lastPoll = new Map<string, number>()
+  private readonly pending = new Map<string, Promise<void>>()
 
   constructor(
     private readonly registry: BackendRegistry,
     private readonly log: Logger,
-    private readonly opts: { intervalMs: number; probeTimeoutMs: number },
+    private readonly opts: { intervalMs: number; probeTimeoutMs: number; redis?: Redis },
   ) {}
 
-  /** Polls every backend once (awaited, so readiness is known at startup), then keeps polling. */
+  /** Loads a shared snapshot, polls every backend once (awaited, so readiness is known), then keeps polling. */
   async start(): Promise<void> {
+    await this.loadSnapshots()
     await this.pollAll()
     this.schedule()
   }
@@ -34,6 +50,12 @@ export class DiscoveryPoller {
     await Promise.all(this.registry.all.map((b) => this.poll(b)))
   }
 
+  /** SPEC §4.6: before a 404, re-poll the backends not polled in the last few seconds. */
+  async repollStale(): Promise<void> {
+    const now = Date.now()
+    await Promise.all(this.registry.all.filter((b) => now - (this.lastPoll.get(b.name) ?? 0) >= REPOLL_MIN_MS).map((b) => this.poll(b)))
+  }
+
   private schedule(): void {
     if (this.stopped) return
     const jitter = this.opts.intervalMs * (0.9 + Math.random() * 0.2)
@@ -44,18 +66,31 @@ export class DiscoveryPoller {
     ;(this.timer as { unref?: () => void }).unref?.()
   }
 
-  async poll(backend: Backend): Promise<void> {
+  /** Polls one backend; concurrent callers share one probe. */
+  poll(backend: Backend): Promise<void> {
+    let running = this.pending.get(backend.name)
+    if (!running) {
+      running = this.probe(backend).finally(() => this.pending.delete(backend.name))
+      this.pending.set(backend.name, running)
+    }
+    return running
+  }
+
+  private async probe(backend: Backend): Promise<void> {
     const started = performance.now()
-    const wasUp = backend.health === 'up'
+    this.lastPoll.set(backend.name, Date.now())
+    const was = backend.health
     try {
       const [tags, ps] = await Promise.all([this.fetchList(backend, '/api/tags'), this.fetchList(backend, '/api/ps')])
       backend.models = namesOf(tags)
       backend.loaded = namesOf(ps)
+      backend.diskBytes = (tags.models ?? []).reduce((sum, m) => sum + (typeof m.size === 'number' ? m.size : 0), 0)
       backend.markUp(Math.round(performance.now() - started))
-      if (!wasUp) this.log.info('backend up', { backend: backend.name, models: backend.models.size, loaded: backend.loaded.size })
+      if (was !== 'up') this.log.info('backend up', { backend: backend.name, models: backend.models.size, loaded: backend.loaded.size })
+      this.saveSnapshot(backend)
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err)
-      if (wasUp || backend.health === 'unknown') this.log.warn('backend down', { backend: backend.name, reason })
+      if (was !== 'down') this.log.warn('backend down', { backend: backend.name, reason })
       backend.markDown(reason)
     }
   }
@@ -79,6 +114,31 @@ export class DiscoveryPoller {
       throw new Error(`${path} answered ${res.status}`)
     }
     return (await res.json()) as ModelList
+  }
+
+  private saveSnapshot(backend: Backend): void {
+    const redis = this.opts.redis
+    if (redis?.status !== 'ready') return
+    const snapshot: Snapshot = { models: [...backend.models], loaded: [...backend.loaded], disk: backend.diskBytes, at: Date.now() }
+    redis.set(snapshotKey(backend.name), JSON.stringify(snapshot), 'PX', Math.max(3 * this.opts.intervalMs, 30_000)).catch(() => {})
+  }
+
+  private async loadSnapshots(): Promise<void> {
+    const redis = this.opts.redis
+    if (redis?.status !== 'ready') return
+    try {
+      const values = await redis.mget(this.registry.all.map((b) => snapshotKey(b.name)))
+      this.registry.all.forEach((backend, i) => {
+        const raw = values[i]
+        if (!raw) return
+        const s = JSON.parse(raw) as Snapshot
+        backend.models = new Set(s.models)
+        backend.loaded = new Set(s.loaded)
+        backend.diskBytes = s.disk
+      })
+    } catch {
+      // A snapshot only speeds up the first routing decision; the poll below is the source of truth.
+    }
   }
 }
 

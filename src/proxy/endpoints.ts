@@ -202,7 +202,7 @@ export const ENDPOINTS: readonly Endpoint[] = [
     summary: 'Anthropic-style messages',
   }),
   native({ method: 'GET', path: '/v1/models', body: 'none', routing: 'aggregate', scope: 'inference', summary: 'OpenAI model list' }),
-  native({ method: 'GET', path: '/v1/models/*', body: 'none', routing: 'any', scope: 'inference', summary: 'OpenAI model' }),
+  native({ method: 'GET', path: '/v1/models/*', body: 'none', routing: 'model', scope: 'inference', summary: 'OpenAI model' }),
 ]
 
 /** Paths with at least one endpoint, for answering 405 on the other methods. */

@@ -1,6 +1,7 @@
-// The request path of every proxied endpoint (SPEC §4.8): read the body once, pick backends, forward,
-// relay the answer. Framework-free: it takes a Request and returns a Response.
+// The request path of every proxied endpoint (SPEC §4.8): authenticate, read the body once, choose
+// backends (§4.7), forward, relay the answer. Framework-free: it takes a Request and returns a Response.
 import type { Backend } from '../backends/backend.ts'
+import type { DiscoveryPoller } from '../backends/poller.ts'
 import type { BackendRegistry } from '../backends/registry.ts'
 import type { Config } from '../config.ts'
 import { type Dialect, dialectOf, errorResponse, GatewayError } from '../errors.ts'
@@ -10,16 +11,17 @@ import type { Logger } from '../log.ts'
 import type { Metrics } from '../metrics/metrics.ts'
 import type { InFlight } from '../runtime/inflight.ts'
 import type { KeyRecord } from '../store/store.ts'
+import { aggregateListing } from './aggregate.ts'
 import { modelOf, readJsonBody, wantsStream } from './body.ts'
 import type { Endpoint } from './endpoints.ts'
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.ts'
-import { filterListing } from './listing.ts'
 import { type RelayResult, relayBody } from './relay.ts'
 import { ClientGone, callUpstream, UpstreamFailure } from './upstream.ts'
 
 export interface ProxyDeps {
   readonly config: Config
   readonly backends: BackendRegistry
+  readonly discovery: DiscoveryPoller
   readonly log: Logger
   readonly inflight: InFlight
   readonly auth: KeyAuthenticator
@@ -48,10 +50,12 @@ interface Exchange {
   ttfbMs?: number
 }
 
-export function createProxy(deps: ProxyDeps) {
-  const { config, log } = deps
+/** Management calls after which the backend's model list has changed (SPEC §4.6). */
+const CHANGES_MODELS = new Set(['/api/pull', '/api/create', '/api/copy', '/api/delete'])
 
-  const { metrics } = deps
+export function createProxy(deps: ProxyDeps) {
+  const { config, log, metrics, backends } = deps
+
   const finish = (x: Exchange, result: RelayResult) => {
     deps.inflight.leave()
     // Labels are bounded: the route template, never the raw path (SPEC §4.12).
@@ -86,9 +90,26 @@ export function createProxy(deps: ProxyDeps) {
         ? new GatewayError('bad_request', err.message)
         : new GatewayError('internal', `internal error; quote request id ${x.meta.requestId}`)
     x.status = err instanceof ClientGone ? 499 : gatewayError.status
-    const mayHaveRun = err instanceof UpstreamFailure ? err.mayHaveRun : gatewayError.status >= 500
+    const mayHaveRun =
+      err instanceof UpstreamFailure ? err.mayHaveRun : gatewayError.status >= 500 && gatewayError.code !== 'no_healthy_backend'
     finish(x, { outcome: err instanceof ClientGone ? 'aborted' : 'error', bytesOut: 0, error: gatewayError.message })
     return errorResponse(gatewayError, x.dialect, x.meta.requestId, mayHaveRun)
+  }
+
+  /** SPEC §4.6, §4.7: who may serve this request, in order. An unknown model re-polls once before the 404. */
+  const chooseBackends = async (endpoint: Endpoint, model: string | undefined, request: Request): Promise<Backend[]> => {
+    if (endpoint.routing === 'manage') return backends.forManagement(endpoint.path, model, request.headers.get('x-backend'))
+    if (endpoint.routing !== 'model' || model === undefined) return backends.any()
+    let order = backends.forModel(model)
+    if (!order) {
+      await deps.discovery.repollStale()
+      order = backends.forModel(model)
+    }
+    if (order) return order
+    // A backend that is down may hold the model without our knowing: try it rather than claim a 404.
+    const unknown = backends.all.filter((b) => b.health === 'down')
+    if (unknown.length > 0) return unknown
+    throw new GatewayError('model_not_found', `model '${model}' not found`)
   }
 
   return async function proxy(endpoint: Endpoint, request: Request, meta: RequestMeta): Promise<Response> {
@@ -106,9 +127,7 @@ export function createProxy(deps: ProxyDeps) {
         body = parsed.bytes
         x.model = modelOf(parsed.json, endpoint.modelFields ?? [])
         x.stream = wantsStream(parsed.json, endpoint.streamByDefault)
-        if (x.model === undefined && endpoint.modelFields) {
-          throw new GatewayError('bad_request', `${endpoint.modelFields[0]} is required`)
-        }
+        if (x.model === undefined && endpoint.modelFields) throw new GatewayError('bad_request', `${endpoint.modelFields[0]} is required`)
         // /api/copy names a second model, which the key must also be allowed to use.
         const destination = endpoint.path === '/api/copy' ? parsed.json.destination : undefined
         for (const model of [x.model, destination]) {
@@ -123,19 +142,27 @@ export function createProxy(deps: ProxyDeps) {
         body = request.body
       }
 
-      const candidates = endpoint.routing === 'manage' ? deps.backends.target(request.headers.get('x-backend')) : deps.backends.candidates()
+      const headers = upstreamRequestHeaders(request.headers, meta.requestId)
+      if (endpoint.routing === 'aggregate') return await aggregated(x, endpoint, key, headers)
+
+      const candidates = await chooseBackends(endpoint, x.model, request)
       const abort = new AbortController()
       deps.clientSignal(request)?.addEventListener('abort', () => abort.abort(new ClientGone()), { once: true })
-      const headers = upstreamRequestHeaders(request.headers, meta.requestId)
       const target = meta.url.pathname + meta.url.search
 
       let upstream: Response | undefined
+      let served: Backend | undefined
+      let release: (() => void) | undefined
       for (let i = 0; i < candidates.length && !upstream; i++) {
         const backend = candidates[i] as Backend
+        const last = i === candidates.length - 1
+        // SPEC §4.7: a fair per-backend queue; the slot is held until the response is fully relayed.
+        release = await backend.admission.acquire(key.id, backend.name)
         if (backend.authHeader) headers.set(backend.authHeader[0], backend.authHeader[1])
         backend.inFlight++
+        backend.breaker.begin()
         try {
-          upstream = await callUpstream({
+          const res = await callUpstream({
             backend,
             method: endpoint.method,
             target,
@@ -144,49 +171,78 @@ export function createProxy(deps: ProxyDeps) {
             abort,
             readTimeoutMs: config.readTimeoutMs,
           })
-          x.backend = backend.name
+          // Ollama's own 502/503 (busy, overloaded) before any byte: the next candidate may do better.
+          if ((res.status === 502 || res.status === 503) && !last && endpoint.body !== 'stream') {
+            await res.body?.cancel()
+            throw new UpstreamFailure(backend.name, 'refused', `backend '${backend.name}' answered ${res.status}`)
+          }
+          if (res.status === 502 || res.status === 503) backend.breaker.failure()
+          else backend.breaker.success()
+          upstream = res
+          served = backend
         } catch (err) {
           backend.inFlight--
+          release()
           // SPEC §4.7: before the first byte a refused or reset connection moves to the next candidate;
           // a timeout does not (the request may be running), nor does a streamed body (already consumed).
+          if (err instanceof UpstreamFailure) backend.breaker.failure()
           const retry = err instanceof UpstreamFailure && err.reason !== 'timeout' && endpoint.body !== 'stream'
-          if (err instanceof UpstreamFailure) backend.markDown(err.message)
-          if (!retry || i === candidates.length - 1) throw err
+          if (!retry || last) throw err
         }
       }
-      if (!upstream) throw new GatewayError('no_healthy_backend', 'no backend is available')
-      const served = deps.backends.get(x.backend as string) as Backend
+      if (!upstream || !served || !release) throw new GatewayError('no_healthy_backend', 'no backend is available')
+      const backend = served
+      const releaseSlot = release
+      x.backend = backend.name
       x.status = upstream.status
       x.ttfbMs = performance.now() - x.startedAt
 
-      const responseHeaders = clientResponseHeaders(upstream.headers, meta.requestId)
-      responseHeaders.set('x-backend', served.name)
-      // SPEC §4.3: a key sees only its allowed models in listings.
-      if (endpoint.routing === 'aggregate' && endpoint.method === 'GET' && upstream.ok && x.key?.allowedModels.length) {
-        const filtered = await filterListing(upstream, (model) => modelAllowed(key, model))
-        served.inFlight--
-        finish(x, { outcome: 'ok', bytesOut: filtered.byteLength })
-        responseHeaders.set('content-type', 'application/json; charset=utf-8')
-        return new Response(filtered, { status: upstream.status, headers: responseHeaders })
+      const done = (result: RelayResult) => {
+        backend.inFlight--
+        releaseSlot()
+        // SPEC §4.6: a pull, create, copy or delete through the gateway refreshes that backend at once.
+        if (CHANGES_MODELS.has(endpoint.path) && result.outcome === 'ok') void deps.discovery.poll(backend)
+        finish(x, result)
       }
+      const responseHeaders = clientResponseHeaders(upstream.headers, meta.requestId)
+      responseHeaders.set('x-backend', backend.name)
       if (!upstream.body || endpoint.method === 'HEAD') {
-        served.inFlight--
-        finish(x, { outcome: 'ok', bytesOut: 0 })
+        done({ outcome: 'ok', bytesOut: 0 })
         return new Response(null, { status: upstream.status, headers: responseHeaders })
       }
       const relayed = relayBody(upstream.body, {
         abort,
         readTimeoutMs: config.readTimeoutMs,
         contentType: upstream.headers.get('content-type'),
-        onDone: (result) => {
-          served.inFlight--
-          finish(x, result)
-        },
+        onDone: done,
       })
       return new Response(relayed, { status: upstream.status, headers: responseHeaders })
     } catch (err) {
       return fail(x, err)
     }
+  }
+
+  /** `/api/tags`, `/api/ps`, `/v1/models` (and HEAD /api/tags): every reachable backend, merged. */
+  async function aggregated(x: Exchange, endpoint: Endpoint, key: KeyRecord, headers: Headers): Promise<Response> {
+    const usable = backends.usable()
+    if (usable.length === 0)
+      throw new GatewayError('no_healthy_backend', 'no backend is reachable now; retry shortly', { 'retry-after': '5' })
+    const responseHeaders = new Headers({ 'content-type': 'application/json; charset=utf-8', 'x-request-id': x.meta.requestId })
+    x.status = 200
+    if (endpoint.method === 'HEAD') {
+      finish(x, { outcome: 'ok', bytesOut: 0 })
+      return new Response(null, { status: 200, headers: responseHeaders })
+    }
+    const body = await aggregateListing(
+      endpoint.path as '/api/tags',
+      usable,
+      headers,
+      (model) => modelAllowed(key, model),
+      config.connectTimeoutMs * 2,
+    )
+    x.ttfbMs = performance.now() - x.startedAt
+    finish(x, { outcome: 'ok', bytesOut: body.byteLength })
+    return new Response(body, { status: 200, headers: responseHeaders })
   }
 }
 

@@ -1,0 +1,47 @@
+// SPEC §4.7: consecutive failures open a per-backend circuit breaker for a cooldown; after it one trial
+// request is let through, and its success closes the breaker again (its failure reopens it).
+export type BreakerState = 'closed' | 'open' | 'half_open'
+
+export class CircuitBreaker {
+  private failures = 0
+  private openedAt = 0
+  private trialInFlight = false
+  state: BreakerState = 'closed'
+
+  constructor(
+    private readonly threshold = 3,
+    private readonly cooldownMs = 10_000,
+  ) {}
+
+  /** Whether a request may go to this backend now; in half-open state only one trial at a time. */
+  allows(now = Date.now()): boolean {
+    if (this.state === 'closed') return true
+    if (this.state === 'open' && now - this.openedAt >= this.cooldownMs) this.state = 'half_open'
+    return this.state === 'half_open' && !this.trialInFlight
+  }
+
+  /** Call when a request is actually sent; in half-open state it becomes the trial. */
+  begin(): void {
+    if (this.state === 'half_open') this.trialInFlight = true
+  }
+
+  success(): void {
+    this.failures = 0
+    this.trialInFlight = false
+    this.state = 'closed'
+  }
+
+  failure(now = Date.now()): void {
+    this.trialInFlight = false
+    this.failures++
+    if (this.state === 'half_open' || this.failures >= this.threshold) {
+      this.state = 'open'
+      this.openedAt = now
+    }
+  }
+
+  /** Seconds until an open breaker lets a trial through (for Retry-After). */
+  retryAfterS(now = Date.now()): number {
+    return this.state === 'open' ? Math.max(1, Math.ceil((this.openedAt + this.cooldownMs - now) / 1000)) : 1
+  }
+}
