@@ -1,5 +1,6 @@
 // createApp(services): composes the features into one Elysia app. No environment reads, no I/O.
 import { Elysia } from 'elysia'
+import { adminBackendRoutes } from './backends/routes.ts'
 import { dialectOf, errorResponse, GatewayError } from './errors.ts'
 import { healthRoutes } from './health/routes.ts'
 import { adminKeyRoutes } from './keys/routes.ts'
@@ -32,6 +33,7 @@ export function createApp(services: Services) {
     })
     .use(healthRoutes(services))
     .use(adminKeyRoutes(services))
+    .use(adminBackendRoutes(services))
     .use(metricsRoutes(services))
     .use(proxyRoutes(services))
 }

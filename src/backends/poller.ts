@@ -25,7 +25,8 @@ const snapshotKey = (name: string) => `nnz:discovery:${name}`
 export class DiscoveryPoller {
   private timer?: ReturnType<typeof setTimeout>
   private stopped = false
-  private readonly lastPoll = new Map<string, number>()
+  /** When an unknown model last made each backend re-poll. */
+  private readonly lastRepoll = new Map<string, number>()
   private readonly pending = new Map<string, Promise<void>>()
 
   constructor(
@@ -53,7 +54,9 @@ export class DiscoveryPoller {
   /** SPEC §4.6: before a 404, re-poll the backends not polled in the last few seconds. */
   async repollStale(): Promise<void> {
     const now = Date.now()
-    await Promise.all(this.registry.all.filter((b) => now - (this.lastPoll.get(b.name) ?? 0) >= REPOLL_MIN_MS).map((b) => this.poll(b)))
+    const due = this.registry.all.filter((b) => now - (this.lastRepoll.get(b.name) ?? 0) >= REPOLL_MIN_MS)
+    for (const b of due) this.lastRepoll.set(b.name, now)
+    await Promise.all(due.map((b) => this.poll(b)))
   }
 
   private schedule(): void {
@@ -78,7 +81,6 @@ export class DiscoveryPoller {
 
   private async probe(backend: Backend): Promise<void> {
     const started = performance.now()
-    this.lastPoll.set(backend.name, Date.now())
     const was = backend.health
     try {
       const [tags, ps] = await Promise.all([this.fetchList(backend, '/api/tags'), this.fetchList(backend, '/api/ps')])

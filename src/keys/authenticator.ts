@@ -47,6 +47,9 @@ export interface KeyAuthenticator {
 }
 
 export class Authenticator implements KeyAuthenticator {
+  /** A burst of first requests with one new key shares one load and one argon2 verification. */
+  private readonly verifying = new Map<string, Promise<KeyRecord>>()
+
   constructor(private readonly deps: AuthenticatorDeps) {}
 
   async authenticate(headers: Headers, clientIp: string): Promise<KeyRecord> {
@@ -79,6 +82,20 @@ export class Authenticator implements KeyAuthenticator {
       return this.accept(shared, digest, clientIp, now)
     }
     metrics.keyCacheMisses.inc()
+    const flight = `${parsed.id}:${digest.toString('hex')}`
+    let pending = this.verifying.get(flight)
+    if (!pending) {
+      pending = this.verify(parsed.id, parsed.secret, digest, clientIp, now, ticket).finally(() => this.verifying.delete(flight))
+      this.verifying.set(flight, pending)
+    }
+    const record = await pending
+    this.deps.onUse(record.id, now)
+    return record
+  }
+
+  private async verify(id: string, secret: string, digest: Buffer, clientIp: string, now: number, ticket: number): Promise<KeyRecord> {
+    const { cache, metrics } = this.deps
+    const parsed = { id, secret }
     let record: KeyRecord | undefined
     try {
       record = await this.deps.store.getKey(parsed.id)
@@ -94,7 +111,6 @@ export class Authenticator implements KeyAuthenticator {
     if (!ok) throw this.reject('invalid', clientIp, parsed.id)
     const entry: CachedKey = { digest, record, until: cache.untilFor(record, now) }
     cache.fill(entry, ticket, this.deps.shared)
-    this.deps.onUse(record.id, now)
     return record
   }
 

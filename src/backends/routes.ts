@@ -1,0 +1,40 @@
+// SPEC §4.11: GET /admin/backends (health, models, loaded models, in flight, queue, breaker) and
+// POST /admin/backends/refresh (poll every backend now).
+import { Elysia, t } from 'elysia'
+import { requireScope } from '../keys/guard.ts'
+import { requestIdOf } from '../proxy/headers.ts'
+import type { Services } from '../services.ts'
+
+const BackendView = t.Object({
+  name: t.String(),
+  url: t.String({ description: 'without credentials' }),
+  health: t.Union([t.Literal('unknown'), t.Literal('up'), t.Literal('down')]),
+  in_flight: t.Number(),
+  queued: t.Number(),
+  breaker: t.Union([t.Literal('closed'), t.Literal('open'), t.Literal('half_open')]),
+  latency_ms: t.Optional(t.Number()),
+  last_error: t.Optional(t.String()),
+  last_checked_at: t.Optional(t.String()),
+  models: t.Array(t.String()),
+  loaded_models: t.Array(t.String()),
+  disk_bytes: t.Number(),
+})
+const List = t.Object({ backends: t.Array(BackendView) })
+
+export function adminBackendRoutes(services: Services) {
+  const view = () => ({ backends: services.backends.all.map((b) => b.describe()) as Array<typeof BackendView.static> })
+  return new Elysia({ name: 'admin-backends', prefix: '/admin' })
+    .resolve(async ({ request, set }) => {
+      set.headers['x-request-id'] = requestIdOf(request)
+      return { admin: await requireScope(services, request, 'admin') }
+    })
+    .get('/backends', view, { response: List, detail: { tags: ['admin'], summary: 'Backends: health, models, load, queue, breaker' } })
+    .post(
+      '/backends/refresh',
+      async () => {
+        await services.discovery.pollAll()
+        return view()
+      },
+      { response: List, detail: { tags: ['admin'], summary: 'Poll every backend now' } },
+    )
+}

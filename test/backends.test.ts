@@ -1,0 +1,261 @@
+// SPEC §4.6, §4.7: three fake Ollama backends holding different models behind one gateway.
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { FakeOllama } from './helpers/fake-ollama.ts'
+import { type GatewayProcess, startGateway } from './helpers/gateway.ts'
+
+const gpuA = new FakeOllama()
+const gpuB = new FakeOllama()
+const gpuC = new FakeOllama()
+let fast: GatewayProcess // DISCOVERY_INTERVAL_S=1: breaker cooldown and polls are quick
+let slow: GatewayProcess // DISCOVERY_INTERVAL_S=60: only refreshes and re-polls can find new models
+
+function setModels() {
+  gpuA.models = [{ name: 'llama3.2:latest', loaded: true }]
+  gpuB.models = [{ name: 'llama3.2:latest' }, { name: 'qwen3:0.6b' }]
+  gpuC.models = [{ name: 'nomic-embed-text:latest', loaded: true }]
+}
+
+beforeAll(async () => {
+  for (const f of [gpuA, gpuB, gpuC]) f.start()
+  setModels()
+  const backends = `gpuA=${gpuA.url},gpuB=${gpuB.url},gpuC=${gpuC.url}`
+  ;[fast, slow] = await Promise.all([
+    startGateway({ env: { OLLAMA_BACKENDS: backends, DISCOVERY_INTERVAL_S: '1', OLLAMA_CONNECT_TIMEOUT_S: '0.5' } }),
+    startGateway({ env: { OLLAMA_BACKENDS: backends, DISCOVERY_INTERVAL_S: '60' } }),
+  ])
+})
+afterAll(async () => {
+  await Promise.all([fast?.stop(), slow?.stop()])
+  for (const f of [gpuA, gpuB, gpuC]) await f.stop()
+})
+
+const chat = (gw: GatewayProcess, model: string, path = '/api/chat', extra: Record<string, string> = {}) =>
+  fetch(gw.url + path, { method: 'POST', headers: { ...gw.auth, ...extra }, body: JSON.stringify({ model, messages: [], stream: false }) })
+const count = (f: FakeOllama, path = '/api/chat') => f.received.filter((r) => r.path === path).length
+
+describe('routing by model (SPEC §4.7)', () => {
+  test('requests land only on a backend that has the model', async () => {
+    const before = [count(gpuA), count(gpuB), count(gpuC)]
+    const qwen = await chat(slow, 'qwen3:0.6b')
+    expect(qwen.status).toBe(200)
+    expect(qwen.headers.get('x-backend')).toBe('gpuB')
+    const embed = await chat(slow, 'nomic-embed-text')
+    expect(embed.headers.get('x-backend')).toBe('gpuC')
+    expect([count(gpuA), count(gpuB), count(gpuC)]).toEqual([before[0] as number, (before[1] as number) + 1, (before[2] as number) + 1])
+  })
+
+  test('a backend with the model loaded is preferred', async () => {
+    for (let i = 0; i < 6; i++) {
+      const res = await chat(slow, 'llama3.2')
+      expect(res.headers.get('x-backend')).toBe('gpuA')
+    }
+  })
+
+  test('listings merge every backend, each model once; /api/version answers from one', async () => {
+    const tags = await (await fetch(`${slow.url}/api/tags`, { headers: slow.auth })).json()
+    expect(tags.models.map((m: { name: string }) => m.name).sort()).toEqual(['llama3.2:latest', 'nomic-embed-text:latest', 'qwen3:0.6b'])
+    const ps = await (await fetch(`${slow.url}/api/ps`, { headers: slow.auth })).json()
+    expect(ps.models.map((m: { name: string }) => m.name).sort()).toEqual(['llama3.2:latest', 'nomic-embed-text:latest'])
+    const models = await (await fetch(`${slow.url}/v1/models`, { headers: slow.auth })).json()
+    expect(models.object).toBe('list')
+    expect(models.data).toHaveLength(3)
+    const version = await fetch(`${slow.url}/api/version`, { headers: slow.auth })
+    expect((await version.json()).version).toBe('0.13.0')
+    const one = await fetch(`${slow.url}/v1/models/qwen3:0.6b`, { headers: slow.auth })
+    expect(one.headers.get('x-backend')).toBe('gpuB')
+  })
+})
+
+describe('discovery (SPEC §4.6)', () => {
+  // First in this block: an unknown model re-polls a backend at most once per few seconds.
+  test('a model pulled behind the gateway’s back is found by the re-poll before a 404', async () => {
+    gpuB.models.push({ name: 'gemma3:1b' })
+    const res = await chat(slow, 'gemma3:1b')
+    expect(res.status).toBe(200)
+    expect(res.headers.get('x-backend')).toBe('gpuB')
+  })
+
+  test('a model pulled through the gateway is found at once (that backend is refreshed)', async () => {
+    const pull = await fetch(`${slow.url}/api/pull`, {
+      method: 'POST',
+      headers: { ...slow.auth, 'x-backend': 'gpuC' },
+      body: '{"model":"phi4-mini"}',
+    })
+    expect(pull.headers.get('x-backend')).toBe('gpuC')
+    expect((await pull.text()).trim().split('\n').at(-1)).toBe('{"status":"success"}')
+    let res: Response | undefined
+    for (let i = 0; i < 20; i++) {
+      res = await chat(slow, 'phi4-mini')
+      if (res.status === 200) break
+      await Bun.sleep(50)
+    }
+    expect(res?.headers.get('x-backend')).toBe('gpuC')
+  })
+
+  test('pull without X-Backend goes to the backend with the most room and says which', async () => {
+    const pull = await fetch(`${slow.url}/api/pull`, { method: 'POST', headers: slow.auth, body: '{"model":"smollm2","stream":false}' })
+    expect(pull.status).toBe(200)
+    const named = pull.headers.get('x-backend') as string
+    const fake = { gpuA, gpuB, gpuC }[named] as FakeOllama
+    expect(fake.last('/api/pull').json).toEqual({ model: 'smollm2', stream: false })
+    const ambiguous = await fetch(`${slow.url}/api/delete`, { method: 'DELETE', headers: slow.auth, body: '{"model":"llama3.2"}' })
+    expect(ambiguous.status).toBe(400)
+    expect((await ambiguous.json()).error).toBe("model 'llama3.2' is on several backends (gpuA, gpuB); name one in X-Backend")
+    const unknownBackend = await fetch(`${slow.url}/api/pull`, {
+      method: 'POST',
+      headers: { ...slow.auth, 'x-backend': 'gpuZ' },
+      body: '{"model":"x"}',
+    })
+    expect(await unknownBackend.json()).toEqual({ error: "unknown backend 'gpuZ' in X-Backend; configured: gpuA, gpuB, gpuC" })
+  })
+
+  test('GET /admin/backends shows each backend; POST /admin/backends/refresh polls now', async () => {
+    const res = await fetch(`${slow.url}/admin/backends`, { headers: slow.auth })
+    const { backends } = await res.json()
+    expect(backends.map((b: { name: string }) => b.name)).toEqual(['gpuA', 'gpuB', 'gpuC'])
+    expect(backends[0]).toMatchObject({
+      health: 'up',
+      breaker: 'closed',
+      in_flight: 0,
+      queued: 0,
+      loaded_models: ['registry.ollama.ai/library/llama3.2:latest'],
+    })
+    gpuA.models.push({ name: 'tinyllama:latest' })
+    const refreshed = await (await fetch(`${slow.url}/admin/backends/refresh`, { method: 'POST', headers: slow.auth })).json()
+    expect(refreshed.backends[0].models).toContain('registry.ollama.ai/library/tinyllama:latest')
+  })
+
+  test('nobody has the model: 404 in both dialects, after one re-poll', async () => {
+    const native = await chat(slow, 'no-such-model')
+    expect(native.status).toBe(404)
+    expect(await native.json()).toEqual({ error: "model 'no-such-model' not found" })
+    const openai = await chat(slow, 'no-such-model', '/v1/chat/completions')
+    expect(openai.status).toBe(404)
+    expect((await openai.json()).error).toMatchObject({
+      type: 'not_found_error',
+      code: 'model_not_found',
+      message: "model 'no-such-model' not found",
+    })
+  })
+})
+
+describe('failures (SPEC §4.7)', () => {
+  test('a refused connection before the first byte is retried on another backend, invisibly', async () => {
+    const port = gpuA.port
+    await gpuA.stop()
+    try {
+      for (let i = 0; i < 5; i++) {
+        const res = await chat(fast, 'llama3.2')
+        expect(res.status).toBe(200)
+        expect(res.headers.get('x-backend')).toBe('gpuB')
+      }
+      const { backends } = await (await fetch(`${fast.url}/admin/backends`, { headers: fast.auth })).json()
+      expect(['open', 'half_open']).toContain(backends[0].breaker)
+    } finally {
+      gpuA.start(port)
+      setModels()
+    }
+    // Recovered: after the cooldown a trial request goes to gpuA again and closes the breaker.
+    let landed = false
+    for (let i = 0; i < 60 && !landed; i++) {
+      const res = await chat(fast, 'llama3.2')
+      landed = res.headers.get('x-backend') === 'gpuA'
+      if (!landed) await Bun.sleep(100)
+    }
+    expect(landed).toBe(true)
+  })
+
+  test('a failure after the first byte ends the stream with an error line and is not retried', async () => {
+    gpuA.perModel.set('llama3.2', { breakAfter: 1 })
+    try {
+      const before = count(gpuB)
+      const res = await fetch(`${fast.url}/api/chat`, { method: 'POST', headers: fast.auth, body: '{"model":"llama3.2","messages":[]}' })
+      expect(res.headers.get('x-backend')).toBe('gpuA')
+      const lines = (await res.text())
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l))
+      expect(typeof lines.at(-1).error).toBe('string')
+      expect(count(gpuB)).toBe(before)
+    } finally {
+      gpuA.perModel.clear()
+    }
+  })
+
+  test("Ollama's own 503 before the first byte moves to the next backend", async () => {
+    gpuA.perModel.set('llama3.2', { failStatus: 503 })
+    try {
+      const res = await chat(fast, 'llama3.2')
+      expect(res.status).toBe(200)
+      expect(res.headers.get('x-backend')).toBe('gpuB')
+    } finally {
+      gpuA.perModel.clear()
+    }
+  })
+
+  test('backends have the model but none is reachable: 503 in both dialects', async () => {
+    const port = gpuC.port
+    await gpuC.stop()
+    try {
+      await fast.waitForLog((l) => l.msg === 'backend down' && l.backend === 'gpuC', 5000)
+      const native = await chat(fast, 'nomic-embed-text')
+      expect(native.status).toBe(503)
+      expect(Number(native.headers.get('retry-after'))).toBeGreaterThan(0)
+      expect((await native.json()).error).toContain("model 'nomic-embed-text' is on gpuC, but no such backend is reachable now")
+      const openai = await chat(fast, 'nomic-embed-text', '/v1/embeddings')
+      expect(openai.status).toBe(503)
+      expect((await openai.json()).error.type).toBe('api_error')
+    } finally {
+      gpuC.start(port)
+      setModels()
+    }
+  })
+})
+
+describe('fair admission (SPEC §4.7)', () => {
+  test('with 2 slots, a key sending 5 requests finishes before the backlog of a key sending 50 drains', async () => {
+    const only = new FakeOllama().start()
+    only.behaviour.chunks = 2
+    only.behaviour.firstByteDelayMs = 40
+    const gw = await startGateway({ env: { OLLAMA_BASE_URL: only.url, OLLAMA_MAX_CONNECTIONS: '2' } })
+    try {
+      const mk = async (name: string) =>
+        (
+          await (
+            await fetch(`${gw.url}/admin/keys`, {
+              method: 'POST',
+              headers: { ...gw.auth, 'content-type': 'application/json' },
+              body: JSON.stringify({ name }),
+            })
+          ).json()
+        ).key as string
+      const [greedy, modest] = [await mk('greedy'), await mk('modest')]
+      // Warm both keys so the burst below is about queueing, not first-use verification.
+      for (const key of [greedy, modest])
+        await (await fetch(`${gw.url}/api/tags`, { headers: { authorization: `Bearer ${key}` } })).arrayBuffer()
+      const order: string[] = []
+      const send = (key: string, tag: string) =>
+        fetch(`${gw.url}/api/chat`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${key}` },
+          body: '{"model":"llama3.2","messages":[],"stream":false}',
+        }).then(async (r) => {
+          await r.arrayBuffer()
+          expect(r.status).toBe(200)
+          order.push(tag)
+        })
+      const flood = Array.from({ length: 50 }, () => send(greedy, 'greedy'))
+      await Bun.sleep(100) // the flood is queued first
+      const few = Array.from({ length: 5 }, () => send(modest, 'modest'))
+      await Promise.all([...flood, ...few])
+      const lastModest = order.lastIndexOf('modest')
+      const greedyAfter = order.slice(lastModest + 1).filter((t) => t === 'greedy').length
+      // Round robin between keys: the five modest requests interleave with the flood's backlog.
+      expect(greedyAfter).toBeGreaterThanOrEqual(25)
+      expect(order).toHaveLength(55)
+    } finally {
+      await gw.stop()
+      await only.stop()
+    }
+  })
+})

@@ -1,0 +1,107 @@
+// SPEC §4.7's pure pieces: the selection policy, the circuit breaker, the fair queue.
+import { describe, expect, test } from 'bun:test'
+import { FairAdmission } from '../../src/backends/admission.ts'
+import { CircuitBreaker } from '../../src/backends/breaker.ts'
+import { type BackendView, selectBackends } from '../../src/backends/select.ts'
+
+const view = (name: string, over: Partial<BackendView> = {}): BackendView => ({
+  name,
+  healthy: true,
+  breakerAllows: true,
+  hasModel: true,
+  loaded: false,
+  inFlight: 0,
+  weight: 1,
+  ...over,
+})
+const order = (views: BackendView[], rotation = 0) => {
+  const s = selectBackends(views, rotation)
+  return s.kind === 'ok' ? s.order : s.kind
+}
+
+describe('selectBackends', () => {
+  test('only backends with the model; unknown when none has it', () => {
+    expect(order([view('a', { hasModel: false }), view('b')])).toEqual(['b'])
+    expect(order([view('a', { hasModel: false })])).toBe('unknown')
+  })
+  test('holders that are unhealthy or whose breaker is open: unavailable, naming them', () => {
+    expect(selectBackends([view('a', { healthy: false }), view('b', { breakerAllows: false }), view('c', { hasModel: false })], 0)).toEqual(
+      {
+        kind: 'unavailable',
+        holders: ['a', 'b'],
+      },
+    )
+    expect(order([view('a', { healthy: false }), view('b')])).toEqual(['b'])
+  })
+  test('loaded first, then fewest in flight', () => {
+    expect(order([view('a', { inFlight: 0 }), view('b', { loaded: true, inFlight: 5 }), view('c', { inFlight: 1 })])).toEqual([
+      'b',
+      'a',
+      'c',
+    ])
+  })
+  test('in flight is weighed: a weight-2 backend with 3 in flight beats a weight-1 backend with 2', () => {
+    expect(order([view('a', { inFlight: 2 }), view('b', { inFlight: 3, weight: 2 })])).toEqual(['b', 'a'])
+  })
+  test('ties rotate with the counter', () => {
+    const views = [view('a'), view('b'), view('c')]
+    expect([0, 1, 2, 3].map((r) => order(views, r)[0])).toEqual(['a', 'b', 'c', 'a'])
+  })
+})
+
+describe('CircuitBreaker', () => {
+  test('opens after 3 consecutive failures; a success in between resets the count', () => {
+    const b = new CircuitBreaker(3, 1000)
+    b.failure(0)
+    b.failure(0)
+    b.success()
+    b.failure(0)
+    b.failure(0)
+    expect(b.allows(0)).toBe(true)
+    b.failure(0)
+    expect(b.state).toBe('open')
+    expect(b.allows(500)).toBe(false)
+    expect(b.retryAfterS(500)).toBe(1)
+  })
+  test('after the cooldown one trial request; its success closes, its failure reopens', () => {
+    const b = new CircuitBreaker(1, 1000)
+    b.failure(0)
+    expect(b.allows(1000)).toBe(true)
+    b.begin()
+    expect(b.allows(1000)).toBe(false) // only one trial at a time
+    b.success()
+    expect(b.state).toBe('closed')
+    b.failure(2000)
+    expect(b.allows(3000)).toBe(true)
+    b.begin()
+    b.failure(3000)
+    expect(b.state).toBe('open')
+    expect(b.allows(3500)).toBe(false)
+  })
+})
+
+describe('FairAdmission', () => {
+  test('serves waiting keys round robin, whatever order they queued in', async () => {
+    const q = new FairAdmission(1, 100, 10_000)
+    const first = await q.acquire('hog', 'b')
+    const served: string[] = []
+    const wait = (key: string) =>
+      q.acquire(key, 'b').then((release) => {
+        served.push(key)
+        release()
+      })
+    const all = [wait('hog'), wait('hog'), wait('hog'), wait('mouse'), wait('mouse')]
+    first()
+    await Promise.all(all)
+    expect(served).toEqual(['hog', 'mouse', 'hog', 'mouse', 'hog'])
+    expect(q.inUse).toBe(0)
+  })
+  test('a full queue and a long wait are 503s', async () => {
+    const q = new FairAdmission(1, 1, 50)
+    await q.acquire('a', 'gpu1')
+    const waiting = q.acquire('b', 'gpu1')
+    await expect(q.acquire('c', 'gpu1')).rejects.toThrow("backend 'gpu1' is busy and its queue is full")
+    await expect(waiting).rejects.toThrow("backend 'gpu1' stayed busy for 0.05s")
+    expect(q.waiting).toBe(0)
+  })
+})
