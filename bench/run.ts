@@ -174,6 +174,25 @@ if (!only || only.includes('embedded')) {
     key: BENCH_KEY,
   })
 }
+if (!only || only.includes('multi')) {
+  // Two more upstreams with the same models: the gateway spreads one model over three backends.
+  for (const port of [19435, 19436]) start([bun, 'test/helpers/fake-ollama.ts', String(port)], {}, `fake-${port}`)
+  await Promise.all([waitHttp('http://127.0.0.1:19435/api/version'), waitHttp('http://127.0.0.1:19436/api/version')])
+  const backends = `a=${upstream},b=http://127.0.0.1:19435,c=http://127.0.0.1:19436`
+  const gw = start(
+    [bun, 'src/main.ts'],
+    { ...gatewayEnv, OLLAMA_BACKENDS: backends, PORT: '19085', DATA_DIR: join(work, `data-multi-${Date.now()}`) },
+    'gateway-multi',
+  )
+  await waitHttp('http://127.0.0.1:19085/healthz')
+  targets.push({
+    name: 'multi',
+    label: 'neuronetz-gateway, embedded, 3 backends',
+    url: 'http://127.0.0.1:19085',
+    pid: gw.pid,
+    key: BENCH_KEY,
+  })
+}
 const benchDb = !only || only.includes('cluster') ? await freshDatabase() : undefined
 if (benchDb) {
   const gw = start(
@@ -237,6 +256,10 @@ const revocation =
     ? JSON.parse(spawnSync([bun, join(import.meta.dir, 'revocation.ts'), quick ? '30' : '100']).stdout.toString())
     : undefined
 await benchDb?.drop()
+const micro = JSON.parse(spawnSync([bun, join(import.meta.dir, 'micro.ts')]).stdout.toString()) as {
+  auth_cache_hit_us: number
+  route_decision_us: number
+}
 
 // ---- report -----------------------------------------------------------------------------------
 const direct = rows.find((r) => r.target.name === 'direct') as Row
@@ -283,6 +306,18 @@ for (const name of ['embedded', 'cluster']) {
     '',
   )
 }
+const multi = rows.find((r) => r.target.name === 'multi')
+const single = rows.find((r) => r.target.name === 'embedded')
+if (multi && single) {
+  lines.push(
+    `Backends: 3 backends ${f(multi.rps, 0)} req/s vs 1 backend ${f(single.rps, 0)} (${pct(multi.rps, single.rps)}); p50/p99 at 2k req/s ${f(multi.rate?.latency_ms.p50)} / ${f(multi.rate?.latency_ms.p99)} ms vs ${f(single.rate?.latency_ms.p50)} / ${f(single.rate?.latency_ms.p99)} ms. All upstreams share this machine's two cores, so three backends cannot add capacity here; the row shows what routing costs.`,
+    '',
+  )
+}
+lines.push(
+  `Micro (\`bun bench/micro.ts\`): a cached key's authenticate() ${f(micro.auth_cache_hit_us)} µs; the routing decision over 3 backends ${f(micro.route_decision_us)} µs.`,
+  '',
+)
 if (revocation)
   lines.push(
     `Revocation across two replicas (Postgres LISTEN/NOTIFY), ${revocation.trials} trials: p50 ${f(revocation.p50_ms)} ms, p99 ${f(revocation.p99_ms)} ms, max ${f(revocation.max_ms)} ms, missed ${revocation.missed}.`,
