@@ -2,6 +2,7 @@
 // requests need before the server accepts connections; `stop()` closes it after the last response
 // (SPEC §4.1). Elysia does not await onStart/onStop (STACK), so cli.ts drives both explicitly.
 import type { Redis } from 'ioredis'
+import { AuditWriter } from './audit/writer.ts'
 import { DiscoveryPoller } from './backends/poller.ts'
 import { BackendRegistry } from './backends/registry.ts'
 import type { Config } from './config.ts'
@@ -10,6 +11,9 @@ import { KeyCache } from './keys/cache.ts'
 import { Hasher } from './keys/hasher.ts'
 import { KeyService } from './keys/service.ts'
 import { FailureThrottle } from './keys/throttle.ts'
+import type { RateLimiter } from './limits/limiter.ts'
+import { MemoryLimiter } from './limits/memory.ts'
+import { RedisLimiter } from './limits/redis.ts'
 import type { Logger } from './log.ts'
 import { createMetrics, type Metrics } from './metrics/metrics.ts'
 import { createProxy, type ProxyHandler } from './proxy/service.ts'
@@ -30,6 +34,8 @@ export interface Services {
   readonly keyCache: KeyCache
   readonly auth: KeyAuthenticator
   readonly keys: KeyService
+  readonly limiter: RateLimiter
+  readonly audit: AuditWriter
   readonly backends: BackendRegistry
   readonly discovery: DiscoveryPoller
   readonly inflight: InFlight
@@ -82,7 +88,20 @@ export function createServices(config: Config, log: Logger, runtime: Runtime, ov
     ...(redis ? { redis } : {}),
   })
   const inflight = new InFlight()
-  const proxy = createProxy({ config, backends, discovery, log, inflight, auth, metrics, clientSignal: runtime.clientSignal })
+  const limiter: RateLimiter = redis ? new RedisLimiter(redis, metrics, config.rateLimitFailClosed) : new MemoryLimiter()
+  const audit = new AuditWriter(store, log, metrics, { dataDir: config.dataDir, bufferSize: config.auditBufferSize })
+  const proxy = createProxy({
+    config,
+    backends,
+    discovery,
+    log,
+    inflight,
+    auth,
+    metrics,
+    limiter,
+    audit,
+    clientSignal: runtime.clientSignal,
+  })
 
   let ready = false
   let stopped = false
@@ -135,6 +154,8 @@ export function createServices(config: Config, log: Logger, runtime: Runtime, ov
     keyCache,
     auth,
     keys,
+    limiter,
+    audit,
     backends,
     discovery,
     inflight,
@@ -148,12 +169,27 @@ export function createServices(config: Config, log: Logger, runtime: Runtime, ov
       const flush = setInterval(() => void lastUsed.flush(store), 5000)
       ;(flush as { unref?: () => void }).unref?.()
       timers.push(flush)
+      audit.start()
+      // SPEC §4.10: prune old audit events in the background, hourly and once soon after start.
+      const prune = async () => {
+        if (!ready || config.auditRetentionDays <= 0) return
+        const removed = await store.pruneAudit(Date.now() - config.auditRetentionDays * 86_400_000).catch(() => 0)
+        if (removed > 0) log.info('audit events pruned', { removed, retention_days: config.auditRetentionDays })
+      }
+      const pruner = setInterval(() => void prune(), 3_600_000)
+      ;(pruner as { unref?: () => void }).unref?.()
+      timers.push(pruner)
+      const firstPrune = setTimeout(() => void prune(), 10_000)
+      ;(firstPrune as { unref?: () => void }).unref?.()
     },
     async stop() {
       stopped = true
       discovery.stop()
       for (const t of timers) clearInterval(t)
       await lastUsed.flush(store)
+      // SPEC §4.1: flush the audit writer (spilling what the store will not take) before closing it.
+      await audit.stop(Math.min(5000, config.shutdownGraceMs))
+      if (limiter instanceof RedisLimiter) limiter.stop()
       for (const stop of stoppers) await stop().catch(() => {})
       if (redis) await redis.quit().catch(() => redis.disconnect())
       await store.close()

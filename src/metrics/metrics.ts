@@ -16,6 +16,20 @@ export function createMetrics() {
     authFailures: registry.counter('nnz_auth_failures_total', 'Rejected authentications, by reason.'),
     authThrottled: registry.counter('nnz_auth_throttled_total', 'Authentications refused because the client address failed too often.'),
     revocationsReceived: registry.counter('nnz_revocations_received_total', 'Key change notifications received from other replicas.'),
+    auditFlushed: registry.counter('nnz_audit_flushed_total', 'Audit events written to the store.'),
+    auditSpilled: registry.counter(
+      'nnz_audit_spilled_total',
+      'Audit events spilled to disk because the buffer was full or the store was down at shutdown.',
+    ),
+    tokens: registry.counter('nnz_tokens_total', 'Tokens metered from responses, by model and kind (prompt, completion).'),
+    rateLimited: registry.counter(
+      'nnz_rate_limit_rejections_total',
+      'Requests refused by a per-key limit, by limit (requests, tokens, concurrency).',
+    ),
+    rateLimitFailOpen: registry.counter(
+      'nnz_rate_limit_fail_open_total',
+      'Requests admitted without a limit check because Redis was unreachable.',
+    ),
   }
 }
 

@@ -21,7 +21,12 @@ export function proxyRoutes(services: Services) {
       endpoint.path,
       ({ request }) => {
         const url = new URL(request.url)
-        return proxy(endpoint, request, { requestId: requestIdOf(request), clientIp: runtime.clientIp(request), url })
+        return proxy(endpoint, request, {
+          requestId: requestIdOf(request),
+          clientIp: runtime.clientIp(request),
+          url,
+          userAgent: request.headers.get('user-agent'),
+        })
       },
       { parse: 'none', detail: { tags: [endpoint.path.startsWith('/v1') ? 'openai' : 'ollama'], summary: endpoint.summary } },
     )

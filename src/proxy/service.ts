@@ -1,12 +1,15 @@
 // The request path of every proxied endpoint (SPEC §4.8): authenticate, read the body once, choose
 // backends (§4.7), forward, relay the answer. Framework-free: it takes a Request and returns a Response.
+import type { AuditOutcome } from '../audit/event.ts'
+import type { AuditWriter } from '../audit/writer.ts'
 import type { Backend } from '../backends/backend.ts'
 import type { DiscoveryPoller } from '../backends/poller.ts'
 import type { BackendRegistry } from '../backends/registry.ts'
 import type { Config } from '../config.ts'
 import { type Dialect, dialectOf, errorResponse, GatewayError } from '../errors.ts'
-import type { KeyAuthenticator } from '../keys/authenticator.ts'
+import { AuthError, type KeyAuthenticator } from '../keys/authenticator.ts'
 import { hasScope, modelAllowed } from '../keys/authz.ts'
+import { type Admission, hasLimits, type RateLimiter } from '../limits/limiter.ts'
 import type { Logger } from '../log.ts'
 import type { Metrics } from '../metrics/metrics.ts'
 import type { InFlight } from '../runtime/inflight.ts'
@@ -15,6 +18,7 @@ import { aggregateListing } from './aggregate.ts'
 import { modelOf, readJsonBody, wantsStream } from './body.ts'
 import type { Endpoint } from './endpoints.ts'
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.ts'
+import { chainTaps, type MeterKind, MeterTap, type Usage, UsageChunkStripper, withIncludeUsage } from './meter.ts'
 import { type RelayResult, relayBody } from './relay.ts'
 import { ClientGone, callUpstream, UpstreamFailure } from './upstream.ts'
 
@@ -26,6 +30,8 @@ export interface ProxyDeps {
   readonly inflight: InFlight
   readonly auth: KeyAuthenticator
   readonly metrics: Metrics
+  readonly limiter: RateLimiter
+  readonly audit: AuditWriter
   /** The runtime's "client went away" signal, where it means that (see runtime/). */
   readonly clientSignal: (request: Request) => AbortSignal | undefined
 }
@@ -34,6 +40,7 @@ export interface RequestMeta {
   readonly requestId: string
   readonly clientIp: string
   readonly url: URL
+  readonly userAgent: string | null
 }
 
 /** What is known about one request as it passes through; logged once at the end. */
@@ -43,21 +50,78 @@ interface Exchange {
   readonly dialect: Dialect
   readonly startedAt: number
   key?: KeyRecord
+  /** A key id presented but refused (for the audit log). */
+  keyId?: string
   model?: string
   stream?: boolean
   backend?: string
   status?: number
   ttfbMs?: number
+  bytesIn?: number
+  admission?: Admission
+  meter?: MeterTap
 }
 
 /** Management calls after which the backend's model list has changed (SPEC §4.6). */
 const CHANGES_MODELS = new Set(['/api/pull', '/api/create', '/api/copy', '/api/delete'])
+
+/** SPEC §4.9: where each endpoint's token counts are. */
+function meterKind(path: string): MeterKind {
+  if (path === '/api/generate' || path === '/api/chat' || path === '/api/embed') return 'native'
+  if (
+    path === '/v1/chat/completions' ||
+    path === '/v1/completions' ||
+    path === '/v1/embeddings' ||
+    path === '/v1/responses' ||
+    path === '/v1/messages'
+  )
+    return 'openai'
+  return 'none'
+}
+const STREAMED_USAGE = new Set(['/v1/chat/completions', '/v1/completions'])
 
 export function createProxy(deps: ProxyDeps) {
   const { config, log, metrics, backends } = deps
 
   const finish = (x: Exchange, result: RelayResult) => {
     deps.inflight.leave()
+    x.admission?.release()
+    const usage: Usage | undefined = x.meter?.usage(Boolean(x.stream))
+    const tokens = (usage?.prompt ?? 0) + (usage?.completion ?? 0)
+    if (x.key && tokens > 0) {
+      if (x.key.limits.tpm) deps.limiter.charge(x.key.id, x.key.limits, tokens)
+      const model = x.model ?? 'unknown'
+      if (usage?.prompt) metrics.tokens.inc({ model, kind: 'prompt' }, usage.prompt)
+      if (usage?.completion) metrics.tokens.inc({ model, kind: 'completion' }, usage.completion)
+    }
+    const status = x.status ?? 0
+    const outcome: AuditOutcome = status === 401 || status === 403 || status === 429 ? 'rejected' : result.outcome
+    // SPEC §4.10: one event per proxied or rejected request; never prompts or outputs.
+    deps.audit.record({
+      event_id: crypto.randomUUID(),
+      time: Date.now(),
+      request_id: x.meta.requestId,
+      key_id: x.key?.id ?? x.keyId ?? null,
+      client_ip: x.meta.clientIp,
+      user_agent: x.meta.userAgent,
+      method: x.endpoint.method,
+      path: x.meta.url.pathname,
+      model: x.model ?? null,
+      backend: x.backend ?? null,
+      status,
+      outcome,
+      latency_ms: round(performance.now() - x.startedAt),
+      ttfb_ms: x.ttfbMs === undefined ? null : round(x.ttfbMs),
+      prompt_tokens: usage?.prompt ?? null,
+      completion_tokens: usage?.completion ?? null,
+      tokens_partial:
+        Boolean(usage?.partial) || (result.outcome !== 'ok' && usage !== undefined && !usage.partial && usage.prompt === null),
+      bytes_in: x.bytesIn ?? null,
+      bytes_out: result.bytesOut,
+      error: result.error ?? null,
+      action: null,
+      target: null,
+    })
     // Labels are bounded: the route template, never the raw path (SPEC §4.12).
     const elapsed = (performance.now() - x.startedAt) / 1000
     metrics.requests.inc({ route: x.endpoint.path, method: x.endpoint.method, status: String(x.status ?? 0) })
@@ -117,14 +181,20 @@ export function createProxy(deps: ProxyDeps) {
     deps.inflight.enter()
     try {
       // SPEC §4.3: the key is checked from headers alone, before a body is read.
-      const key = await deps.auth.authenticate(request.headers, meta.clientIp)
+      const key = await deps.auth.authenticate(request.headers, meta.clientIp).catch((err) => {
+        if (err instanceof AuthError && err.keyId) x.keyId = err.keyId
+        throw err
+      })
       x.key = key
       if (!hasScope(key, endpoint.scope))
         throw new GatewayError('forbidden', `API key lacks the '${endpoint.scope}' scope needed for ${endpoint.path}`)
       let body: BodyInit | null = null
+      let json: Record<string, unknown> | undefined
       if (endpoint.body === 'json') {
         const parsed = await readJsonBody(request, config.maxBodyBytes)
         body = parsed.bytes
+        json = parsed.json
+        x.bytesIn = parsed.bytes.byteLength
         x.model = modelOf(parsed.json, endpoint.modelFields ?? [])
         x.stream = wantsStream(parsed.json, endpoint.streamByDefault)
         if (x.model === undefined && endpoint.modelFields) throw new GatewayError('bad_request', `${endpoint.modelFields[0]} is required`)
@@ -140,6 +210,24 @@ export function createProxy(deps: ProxyDeps) {
       } else if (endpoint.body === 'stream') {
         // UPSTREAM §1: blobs may be many GB; they stream through without buffering.
         body = request.body
+        const length = Number(request.headers.get('content-length'))
+        if (Number.isFinite(length)) x.bytesIn = length
+      }
+
+      // SPEC §4.4: per-key limits, after the request is known to be valid and allowed.
+      if (hasLimits(key.limits)) x.admission = await deps.limiter.admit(key.id, key.limits)
+
+      // SPEC §4.9: streamed /v1 completions ask upstream for usage; the extra chunk is removed
+      // again unless the client asked for it.
+      const kind = meterKind(endpoint.path)
+      let stripUsage = false
+      if (kind !== 'none') x.meter = new MeterTap(kind)
+      if (STREAMED_USAGE.has(endpoint.path) && x.stream && json && body instanceof Uint8Array) {
+        const asked = (json.stream_options as { include_usage?: unknown } | undefined)?.include_usage === true
+        if (!asked) {
+          body = withIncludeUsage(body as Uint8Array<ArrayBuffer>, json)
+          stripUsage = true
+        }
       }
 
       const headers = upstreamRequestHeaders(request.headers, meta.requestId)
@@ -206,6 +294,7 @@ export function createProxy(deps: ProxyDeps) {
       }
       const responseHeaders = clientResponseHeaders(upstream.headers, meta.requestId)
       responseHeaders.set('x-backend', backend.name)
+      if (x.admission) for (const [name, value] of Object.entries(x.admission.headers)) responseHeaders.set(name, value)
       if (!upstream.body || endpoint.method === 'HEAD') {
         done({ outcome: 'ok', bytesOut: 0 })
         return new Response(null, { status: upstream.status, headers: responseHeaders })
@@ -214,6 +303,7 @@ export function createProxy(deps: ProxyDeps) {
         abort,
         readTimeoutMs: config.readTimeoutMs,
         contentType: upstream.headers.get('content-type'),
+        ...(x.meter ? { tap: stripUsage ? chainTaps(x.meter, new UsageChunkStripper()) : x.meter } : {}),
         onDone: done,
       })
       return new Response(relayed, { status: upstream.status, headers: responseHeaders })

@@ -1,6 +1,8 @@
 // Migrations are plain SQL files, applied in order; text imports embed them in the compiled binary.
 import pg001 from './migrations/postgres/001_keys.sql' with { type: 'text' }
+import pg002 from './migrations/postgres/002_audit.sql' with { type: 'text' }
 import lite001 from './migrations/sqlite/001_keys.sql' with { type: 'text' }
+import lite002 from './migrations/sqlite/002_audit.sql' with { type: 'text' }
 
 export interface Migration {
   readonly version: number
@@ -8,5 +10,11 @@ export interface Migration {
   readonly sql: string
 }
 
-export const POSTGRES_MIGRATIONS: readonly Migration[] = [{ version: 1, name: '001_keys', sql: pg001 }]
-export const SQLITE_MIGRATIONS: readonly Migration[] = [{ version: 1, name: '001_keys', sql: lite001 }]
+export const POSTGRES_MIGRATIONS: readonly Migration[] = [
+  { version: 1, name: '001_keys', sql: pg001 },
+  { version: 2, name: '002_audit', sql: pg002 },
+]
+export const SQLITE_MIGRATIONS: readonly Migration[] = [
+  { version: 1, name: '001_keys', sql: lite001 },
+  { version: 2, name: '002_audit', sql: lite002 },
+]

@@ -1,6 +1,16 @@
 // The cluster store (SPEC §3.1) on postgres.js. Key changes NOTIFY every replica in the same
 // transaction (SPEC §4.5); migrations take an advisory lock so replicas can start together.
 import postgres from 'postgres'
+import {
+  AUDIT_COLUMNS,
+  type AuditEvent,
+  type AuditQuery,
+  decodeAuditCursor,
+  encodeAuditCursor,
+  type StoredAuditEvent,
+  type UsageQuery,
+  type UsageRow,
+} from '../audit/event.ts'
 import type { Logger } from '../log.ts'
 import { POSTGRES_MIGRATIONS } from './migrations.ts'
 import {
@@ -141,6 +151,60 @@ export class PostgresStore implements Store {
       where k.id = v.id`
   }
 
+  async insertAudit(events: readonly AuditEvent[]): Promise<void> {
+    if (events.length === 0) return
+    const rows = events.map((e) => ({ ...e, time: new Date(e.time) }))
+    await this
+      .sql`insert into audit_events ${this.sql(rows as unknown as Record<string, unknown>[], ...AUDIT_COLUMNS)} on conflict (event_id) do nothing`
+  }
+
+  async queryAudit(q: AuditQuery): Promise<{ items: StoredAuditEvent[]; nextCursor: string | null }> {
+    const sql = this.sql
+    const cursor = q.cursor ? decodeAuditCursor(q.cursor) : undefined
+    const conditions = [
+      q.keyId ? sql`key_id = ${q.keyId}` : sql`true`,
+      q.model ? sql`model = ${q.model}` : sql`true`,
+      q.status !== undefined ? sql`status = ${q.status}` : sql`true`,
+      q.outcome ? sql`outcome = ${q.outcome}` : sql`true`,
+      q.from !== undefined ? sql`time >= ${new Date(q.from)}` : sql`true`,
+      q.to !== undefined ? sql`time < ${new Date(q.to)}` : sql`true`,
+      cursor ? sql`(time, seq) < (${new Date(cursor.time)}, ${cursor.seq})` : sql`true`,
+    ]
+    const where = conditions.reduce((acc, c) => sql`${acc} and ${c}`)
+    const rows = await sql<Row[]>`select * from audit_events where ${where} order by time desc, seq desc limit ${q.limit + 1}`
+    const items = rows
+      .slice(0, q.limit)
+      .map(
+        (r) =>
+          ({
+            ...r,
+            event_id: String(r.event_id),
+            seq: Number(r.seq),
+            time: ms(r.time) as number,
+            bytes_in: num(r.bytes_in),
+            bytes_out: num(r.bytes_out),
+          }) as unknown as StoredAuditEvent,
+      )
+    const last = items[items.length - 1]
+    return { items, nextCursor: rows.length > q.limit && last ? encodeAuditCursor(last.time, last.seq) : null }
+  }
+
+  async usage(q: UsageQuery): Promise<UsageRow[]> {
+    const sql = this.sql
+    const rows = await sql<Row[]>`
+      select to_char(date_trunc('day', time at time zone 'UTC'), 'YYYY-MM-DD') as day, key_id, model, count(*)::int as requests,
+             coalesce(sum(prompt_tokens), 0)::int as prompt_tokens, coalesce(sum(completion_tokens), 0)::int as completion_tokens
+      from audit_events
+      where time >= ${new Date(q.from)} and time < ${new Date(q.to)} and action is null ${q.keyId ? sql`and key_id = ${q.keyId}` : sql``}
+      group by 1, 2, 3 order by 1, 2, 3`
+    return rows as unknown as UsageRow[]
+  }
+
+  async pruneAudit(before: number): Promise<number> {
+    const result = await this.sql`delete from audit_events where time < ${new Date(before)}`
+    return result.count
+  }
+
   /**
    * SPEC §4.5: LISTEN on the key channel. postgres.js reconnects the listener by itself with backoff;
    * every connect after the first may have missed notifications, so the caller resyncs.
@@ -155,6 +219,10 @@ export class PostgresStore implements Store {
     })
     return unlisten
   }
+}
+
+function num(value: unknown): number | null {
+  return value === null || value === undefined ? null : Number(value)
 }
 
 function date(ms: number | null): Date | null {

@@ -3,6 +3,16 @@
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { DatabaseSync, type SQLInputValue } from 'node:sqlite'
+import {
+  AUDIT_COLUMNS,
+  type AuditEvent,
+  type AuditQuery,
+  decodeAuditCursor,
+  encodeAuditCursor,
+  type StoredAuditEvent,
+  type UsageQuery,
+  type UsageRow,
+} from '../audit/event.ts'
 import { SQLITE_MIGRATIONS } from './migrations.ts'
 import { decodeCursor, encodeCursor, type KeyChanges, type KeyListQuery, type KeyPage, type KeyRecord, type Store } from './store.ts'
 
@@ -143,6 +153,63 @@ export class SqliteStore implements Store {
       this.db.exec('rollback')
       throw err
     }
+  }
+
+  async insertAudit(events: readonly AuditEvent[]): Promise<void> {
+    if (events.length === 0) return
+    // One prepared statement in one transaction: SQLite's equivalent of a multi-row insert.
+    const stmt = this.db.prepare(
+      `insert or ignore into audit_events (${AUDIT_COLUMNS.join(', ')}) values (${AUDIT_COLUMNS.map(() => '?').join(', ')})`,
+    )
+    this.db.exec('begin')
+    try {
+      for (const e of events)
+        stmt.run(...AUDIT_COLUMNS.map((c) => (c === 'tokens_partial' ? (e.tokens_partial ? 1 : 0) : (e[c] as SQLInputValue))))
+      this.db.exec('commit')
+    } catch (err) {
+      this.db.exec('rollback')
+      throw err
+    }
+  }
+
+  async queryAudit(q: AuditQuery): Promise<{ items: StoredAuditEvent[]; nextCursor: string | null }> {
+    const where: string[] = []
+    const params: SQLInputValue[] = []
+    const add = (clause: string, ...values: SQLInputValue[]) => {
+      where.push(clause)
+      params.push(...values)
+    }
+    if (q.keyId) add('key_id = ?', q.keyId)
+    if (q.model) add('model = ?', q.model)
+    if (q.status !== undefined) add('status = ?', q.status)
+    if (q.outcome) add('outcome = ?', q.outcome)
+    if (q.from !== undefined) add('time >= ?', q.from)
+    if (q.to !== undefined) add('time < ?', q.to)
+    const cursor = q.cursor ? decodeAuditCursor(q.cursor) : undefined
+    if (cursor) add('(time < ? or (time = ? and seq < ?))', cursor.time, cursor.time, cursor.seq)
+    const rows = this.db
+      .prepare(`select * from audit_events ${where.length ? `where ${where.join(' and ')}` : ''} order by time desc, seq desc limit ?`)
+      .all(...params, q.limit + 1) as Row[]
+    const items = rows.slice(0, q.limit).map((r) => ({ ...(r as unknown as StoredAuditEvent), tokens_partial: Boolean(r.tokens_partial) }))
+    const last = items[items.length - 1]
+    return { items, nextCursor: rows.length > q.limit && last ? encodeAuditCursor(last.time, last.seq) : null }
+  }
+
+  async usage(q: UsageQuery): Promise<UsageRow[]> {
+    const params: SQLInputValue[] = [q.from, q.to]
+    if (q.keyId) params.push(q.keyId)
+    return this.db
+      .prepare(
+        `select date(time / 1000, 'unixepoch') as day, key_id, model, count(*) as requests,
+                coalesce(sum(prompt_tokens), 0) as prompt_tokens, coalesce(sum(completion_tokens), 0) as completion_tokens
+         from audit_events where time >= ? and time < ? and action is null ${q.keyId ? 'and key_id = ?' : ''}
+         group by day, key_id, model order by day, key_id, model`,
+      )
+      .all(...params) as unknown as UsageRow[]
+  }
+
+  async pruneAudit(before: number): Promise<number> {
+    return Number(this.db.prepare('delete from audit_events where time < ?').run(before).changes)
   }
 
   /**

@@ -1,5 +1,6 @@
 // The key store and audit log behind one small interface with two real implementations (SPEC §3.1):
 // SQLite (embedded) and Postgres (cluster). Services see records, never SQL.
+import type { AuditEvent, AuditQuery, StoredAuditEvent, UsageQuery, UsageRow } from '../audit/event.ts'
 import type { Scope } from '../proxy/endpoints.ts'
 
 export interface Limits {
@@ -64,6 +65,12 @@ export interface Store {
   countKeys(): Promise<number>
   /** Batched `last_used_at` updates (never one write per request). */
   touchKeys(lastUsed: ReadonlyMap<string, number>): Promise<void>
+  /** Multi-row insert; events already stored (same event_id) are skipped, so a retried batch is safe. */
+  insertAudit(events: readonly AuditEvent[]): Promise<void>
+  queryAudit(query: AuditQuery): Promise<{ items: StoredAuditEvent[]; nextCursor: string | null }>
+  usage(query: UsageQuery): Promise<UsageRow[]>
+  /** Deletes events older than `before` (epoch ms); returns how many. */
+  pruneAudit(before: number): Promise<number>
   /** Calls back with the id of every key changed elsewhere; returns a stop function. */
   watchKeys(onChange: (id: string) => void, onResync: () => void): Promise<() => Promise<void>>
 }

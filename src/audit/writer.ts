@@ -1,0 +1,111 @@
+// SPEC §4.10: the audit writer never blocks a request. Events go into a bounded buffer, flushed in
+// batches every few hundred milliseconds or when a batch fills. While the store is down, batches are
+// retried with backoff; a full buffer spills to disk and is replayed later. Shutdown flushes everything
+// (or spills it). An event is never silently dropped.
+import type { Logger } from '../log.ts'
+import type { Metrics } from '../metrics/metrics.ts'
+import type { Store } from '../store/store.ts'
+import type { AuditEvent } from './event.ts'
+import { SpillFile } from './spill.ts'
+
+export interface AuditWriterOptions {
+  readonly dataDir: string
+  readonly bufferSize: number
+  readonly batchSize?: number
+  readonly intervalMs?: number
+}
+
+export class AuditWriter {
+  private buffer: AuditEvent[] = []
+  private flushing: Promise<void> | undefined
+  private timer?: ReturnType<typeof setInterval>
+  private failures = 0
+  private retryAt = 0
+  private readonly spill: SpillFile
+  private readonly batchSize: number
+
+  constructor(
+    private readonly store: Store,
+    private readonly log: Logger,
+    private readonly metrics: Metrics,
+    private readonly opts: AuditWriterOptions,
+  ) {
+    this.spill = new SpillFile(opts.dataDir)
+    this.batchSize = opts.batchSize ?? 500
+  }
+
+  get buffered(): number {
+    return this.buffer.length
+  }
+
+  start(): void {
+    this.timer = setInterval(() => void this.flush(), this.opts.intervalMs ?? 250)
+    ;(this.timer as { unref?: () => void }).unref?.()
+  }
+
+  record(event: AuditEvent): void {
+    this.buffer.push(event)
+    if (this.buffer.length >= this.opts.bufferSize) {
+      // Full: move the whole buffer to disk in one append; the request path never waits for it.
+      const spilled = this.buffer
+      this.buffer = []
+      this.metrics.auditSpilled.inc({}, spilled.length)
+      this.log.warn('audit buffer full; spilling to disk', { events: spilled.length })
+      this.spill.append(spilled, (err) => this.log.error('audit spill write failed', { err }))
+    } else if (this.buffer.length >= this.batchSize) {
+      void this.flush()
+    }
+  }
+
+  /** One flush pass; concurrent callers share it. */
+  flush(): Promise<void> {
+    this.flushing ??= this.drain().finally(() => {
+      this.flushing = undefined
+    })
+    return this.flushing
+  }
+
+  private async drain(): Promise<void> {
+    if (Date.now() < this.retryAt) return
+    try {
+      while (this.buffer.length > 0) {
+        const batch = this.buffer.slice(0, this.batchSize)
+        await this.store.insertAudit(batch)
+        this.buffer.splice(0, batch.length)
+        this.metrics.auditFlushed.inc({}, batch.length)
+      }
+      if (this.spill.hasPending()) {
+        const replayed = await this.spill.replay((events) => this.store.insertAudit(events), this.batchSize)
+        if (replayed > 0) {
+          this.metrics.auditFlushed.inc({}, replayed)
+          this.log.info('audit spill replayed', { events: replayed })
+        }
+      }
+      if (this.failures > 0) this.log.info('audit store back; writes resumed', { after_failures: this.failures })
+      this.failures = 0
+    } catch (err) {
+      this.failures++
+      // Backoff: 200 ms doubling up to 5 s between attempts while the store is down.
+      this.retryAt = Date.now() + Math.min(5000, 100 * 2 ** this.failures)
+      if (this.failures === 1) this.log.warn('audit store unreachable; buffering and retrying', { buffered: this.buffer.length, err })
+    }
+  }
+
+  /** Shutdown: flush what the store will take within `deadlineMs`, spill the rest to disk. */
+  async stop(deadlineMs: number): Promise<void> {
+    clearInterval(this.timer)
+    const until = Date.now() + deadlineMs
+    while (this.buffer.length > 0 && Date.now() < until) {
+      this.retryAt = 0
+      await this.flush()
+      if (this.buffer.length > 0) await new Promise((r) => setTimeout(r, 100))
+    }
+    await this.spill.settled()
+    if (this.buffer.length > 0) {
+      this.metrics.auditSpilled.inc({}, this.buffer.length)
+      this.log.warn('audit store unreachable at shutdown; events spilled to disk for replay', { events: this.buffer.length })
+      await this.spill.appendNow(this.buffer)
+      this.buffer = []
+    }
+  }
+}
