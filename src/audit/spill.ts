@@ -23,7 +23,7 @@ export class SpillFile {
 
   /** Appends in the background, in order; never blocks the caller. */
   append(events: readonly AuditEvent[], onError: (err: unknown) => void): void {
-    const text = events.map((e) => JSON.stringify(e)).join('\n') + '\n'
+    const text = `${events.map((e) => JSON.stringify(e)).join('\n')}\n`
     const file = this.current
     this.pendingWrites++
     this.chain = this.chain
@@ -37,7 +37,7 @@ export class SpillFile {
   /** Shutdown path: write now, synchronously, after whatever is queued. */
   async appendNow(events: readonly AuditEvent[]): Promise<void> {
     await this.chain
-    if (events.length > 0) appendFileSync(this.current, events.map((e) => JSON.stringify(e)).join('\n') + '\n')
+    if (events.length > 0) appendFileSync(this.current, `${events.map((e) => JSON.stringify(e)).join('\n')}\n`)
   }
 
   async settled(): Promise<void> {
