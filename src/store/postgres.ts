@@ -172,19 +172,17 @@ export class PostgresStore implements Store {
     ]
     const where = conditions.reduce((acc, c) => sql`${acc} and ${c}`)
     const rows = await sql<Row[]>`select * from audit_events where ${where} order by time desc, seq desc limit ${q.limit + 1}`
-    const items = rows
-      .slice(0, q.limit)
-      .map(
-        (r) =>
-          ({
-            ...r,
-            event_id: String(r.event_id),
-            seq: Number(r.seq),
-            time: ms(r.time) as number,
-            bytes_in: num(r.bytes_in),
-            bytes_out: num(r.bytes_out),
-          }) as unknown as StoredAuditEvent,
-      )
+    const items = rows.slice(0, q.limit).map(
+      (r) =>
+        ({
+          ...r,
+          event_id: String(r.event_id),
+          seq: Number(r.seq),
+          time: ms(r.time) as number,
+          bytes_in: num(r.bytes_in),
+          bytes_out: num(r.bytes_out),
+        }) as unknown as StoredAuditEvent,
+    )
     const last = items[items.length - 1]
     return { items, nextCursor: rows.length > q.limit && last ? encodeAuditCursor(last.time, last.seq) : null }
   }
