@@ -1,8 +1,11 @@
 // createApp(services): composes the features into one Elysia app. No environment reads, no I/O.
 import { Elysia } from 'elysia'
+import { recordAdminEvent } from './audit/admin-event.ts'
+import { adminAuditRoutes } from './audit/routes.ts'
 import { adminBackendRoutes } from './backends/routes.ts'
 import { dialectOf, errorResponse, GatewayError } from './errors.ts'
 import { healthRoutes } from './health/routes.ts'
+import { AuthError } from './keys/authenticator.ts'
 import { adminKeyRoutes } from './keys/routes.ts'
 import { metricsRoutes } from './metrics/routes.ts'
 import { requestIdOf } from './proxy/headers.ts'
@@ -18,7 +21,22 @@ export function createApp(services: Services) {
       const url = new URL(request.url)
       const requestId = requestIdOf(request)
       const dialect = dialectOf(url.pathname)
-      if (error instanceof GatewayError) return errorResponse(error, dialect, requestId)
+      if (error instanceof GatewayError) {
+        // SPEC §4.10: rejected requests to the gateway's own routes are audited like proxied ones.
+        if (
+          (error.status === 401 || error.status === 403 || error.status === 429) &&
+          (url.pathname.startsWith('/admin') || url.pathname === '/metrics')
+        ) {
+          recordAdminEvent(services, {
+            request,
+            status: error.status,
+            outcome: 'rejected',
+            keyId: error instanceof AuthError ? (error.keyId ?? null) : null,
+            error: error.message,
+          })
+        }
+        return errorResponse(error, dialect, requestId)
+      }
       switch (code) {
         case 'NOT_FOUND':
           return errorResponse(new GatewayError('not_found', `${request.method} ${url.pathname} not found`), dialect, requestId)
@@ -34,6 +52,7 @@ export function createApp(services: Services) {
     .use(healthRoutes(services))
     .use(adminKeyRoutes(services))
     .use(adminBackendRoutes(services))
+    .use(adminAuditRoutes(services))
     .use(metricsRoutes(services))
     .use(proxyRoutes(services))
 }

@@ -69,9 +69,16 @@ export class AuditWriter {
     if (Date.now() < this.retryAt) return
     try {
       while (this.buffer.length > 0) {
-        const batch = this.buffer.slice(0, this.batchSize)
-        await this.store.insertAudit(batch)
-        this.buffer.splice(0, batch.length)
+        // The batch leaves the buffer before the insert: record() may swap the buffer out (spill)
+        // while the insert is in flight, and a failed batch goes back to the front of whichever
+        // buffer is current then.
+        const batch = this.buffer.splice(0, this.batchSize)
+        try {
+          await this.store.insertAudit(batch)
+        } catch (err) {
+          this.buffer.unshift(...batch)
+          throw err
+        }
         this.metrics.auditFlushed.inc({}, batch.length)
       }
       if (this.spill.hasPending()) {

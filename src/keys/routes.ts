@@ -1,6 +1,7 @@
 // SPEC §4.11: the key administration API (scope `admin`). The TypeBox schemas validate, type the
 // handlers and document the routes in OpenAPI.
 import { Elysia, t } from 'elysia'
+import { recordAdminEvent } from '../audit/admin-event.ts'
 import { GatewayError } from '../errors.ts'
 import { requestIdOf } from '../proxy/headers.ts'
 import type { Services } from '../services.ts'
@@ -69,8 +70,9 @@ export function adminKeyRoutes(services: Services) {
     })
     .post(
       '/keys',
-      async ({ body, set }) => {
+      async ({ body, set, request, admin }) => {
         const issued = await keys.create({ ...toPatch(body), name: body.name })
+        recordAdminEvent(services, { request, status: 201, outcome: 'ok', keyId: admin.id, action: 'key.create', target: issued.record.id })
         set.status = 201
         return { key: issued.key, ...keyView(issued.record) }
       },
@@ -102,21 +104,38 @@ export function adminKeyRoutes(services: Services) {
       response: { 200: KeyView, ...errors },
       detail: { tags: ['admin'], summary: 'Get a key' },
     })
-    .patch('/keys/:id', async ({ params, body }) => keyView(await keys.update(params.id, toPatch(body))), {
-      params: IdParams,
-      body: PatchBody,
-      response: { 200: KeyView, ...errors },
-      detail: { tags: ['admin'], summary: 'Change name, scopes, models, limits, expiry or metadata' },
-    })
-    .post('/keys/:id/revoke', async ({ params }) => keyView(await keys.revoke(params.id)), {
-      params: IdParams,
-      response: { 200: KeyView, ...errors },
-      detail: { tags: ['admin'], summary: 'Revoke a key (every replica refuses it within a second)' },
-    })
+    .patch(
+      '/keys/:id',
+      async ({ params, body, request, admin }) => {
+        const updated = await keys.update(params.id, toPatch(body))
+        recordAdminEvent(services, { request, status: 200, outcome: 'ok', keyId: admin.id, action: 'key.update', target: params.id })
+        return keyView(updated)
+      },
+      {
+        params: IdParams,
+        body: PatchBody,
+        response: { 200: KeyView, ...errors },
+        detail: { tags: ['admin'], summary: 'Change name, scopes, models, limits, expiry or metadata' },
+      },
+    )
+    .post(
+      '/keys/:id/revoke',
+      async ({ params, request, admin }) => {
+        const revoked = await keys.revoke(params.id)
+        recordAdminEvent(services, { request, status: 200, outcome: 'ok', keyId: admin.id, action: 'key.revoke', target: params.id })
+        return keyView(revoked)
+      },
+      {
+        params: IdParams,
+        response: { 200: KeyView, ...errors },
+        detail: { tags: ['admin'], summary: 'Revoke a key (every replica refuses it within a second)' },
+      },
+    )
     .post(
       '/keys/:id/rotate',
-      async ({ params }) => {
+      async ({ params, request, admin }) => {
         const issued = await keys.rotate(params.id)
+        recordAdminEvent(services, { request, status: 200, outcome: 'ok', keyId: admin.id, action: 'key.rotate', target: params.id })
         return { key: issued.key, ...keyView(issued.record) }
       },
       {

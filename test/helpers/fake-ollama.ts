@@ -18,6 +18,8 @@ export interface Behaviour {
   /** Compress the response body with gzip. */
   gzip?: boolean
   promptTokens: number
+  /** Send the last line in two writes, split at this byte offset (lines split across network reads). */
+  splitFinalAt?: number
   /** Benchmarks: stamp each streamed line with `"sent_at":<epoch ms>` at the moment it is written. */
   stamp?: boolean
 }
@@ -323,6 +325,16 @@ export class FakeOllama {
           }
           const line = lines[i++] as string
           const chunk = enc.encode(b.stamp ? stampLine(line) : line)
+          if (b.splitFinalAt !== undefined && i === lines.length && b.splitFinalAt > 0 && b.splitFinalAt < chunk.byteLength) {
+            const head = chunk.subarray(0, b.splitFinalAt)
+            r.sent.push(head)
+            controller.enqueue(head)
+            await Bun.sleep(3)
+            const tail = chunk.subarray(b.splitFinalAt)
+            r.sent.push(tail)
+            controller.enqueue(tail)
+            return
+          }
           if (this.options.record !== false) r.sent.push(chunk)
           controller.enqueue(chunk)
         },

@@ -1,0 +1,69 @@
+// SPEC §4.11: GET /admin/audit (filters, cursor paging) and GET /admin/usage (requests and tokens per
+// key, model and day over a time range). Scope `admin`.
+import { Elysia, t } from 'elysia'
+import { GatewayError } from '../errors.ts'
+import { requireScope } from '../keys/guard.ts'
+import { requestIdOf } from '../proxy/headers.ts'
+import type { Services } from '../services.ts'
+import type { AuditOutcome } from './event.ts'
+
+const Outcome = t.Union([t.Literal('ok'), t.Literal('error'), t.Literal('aborted'), t.Literal('rejected')])
+const AuditQuery = t.Object({
+  key_id: t.Optional(t.String({ pattern: '^[0-9A-Za-z]{12}$' })),
+  model: t.Optional(t.String({ maxLength: 300 })),
+  status: t.Optional(t.Integer({ minimum: 100, maximum: 599 })),
+  outcome: t.Optional(Outcome),
+  from: t.Optional(t.String({ format: 'date-time', description: 'inclusive, ISO 8601' })),
+  to: t.Optional(t.String({ format: 'date-time', description: 'exclusive, ISO 8601' })),
+  limit: t.Optional(t.Integer({ minimum: 1, maximum: 1000, default: 100 })),
+  cursor: t.Optional(t.String({ maxLength: 200 })),
+})
+const UsageQuery = t.Object({
+  from: t.Optional(t.String({ format: 'date-time', description: 'inclusive; default 7 days ago' })),
+  to: t.Optional(t.String({ format: 'date-time', description: 'exclusive; default now' })),
+  key_id: t.Optional(t.String({ pattern: '^[0-9A-Za-z]{12}$' })),
+})
+
+function time(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined
+  const ms = Date.parse(value)
+  if (Number.isNaN(ms)) throw new GatewayError('bad_request', `${name} '${value}' is not an ISO 8601 date-time`)
+  return ms
+}
+
+export function adminAuditRoutes(services: Services) {
+  return new Elysia({ name: 'admin-audit', prefix: '/admin' })
+    .resolve(async ({ request, set }) => {
+      set.headers['x-request-id'] = requestIdOf(request)
+      return { admin: await requireScope(services, request, 'admin') }
+    })
+    .get(
+      '/audit',
+      async ({ query }) => {
+        const from = time('from', query.from)
+        const to = time('to', query.to)
+        const page = await services.store.queryAudit({
+          limit: query.limit ?? 100,
+          ...(query.key_id ? { keyId: query.key_id } : {}),
+          ...(query.model ? { model: query.model } : {}),
+          ...(query.status !== undefined ? { status: query.status } : {}),
+          ...(query.outcome ? { outcome: query.outcome as AuditOutcome } : {}),
+          ...(from !== undefined ? { from } : {}),
+          ...(to !== undefined ? { to } : {}),
+          ...(query.cursor ? { cursor: query.cursor } : {}),
+        })
+        return { items: page.items.map((e) => ({ ...e, time: new Date(e.time).toISOString() })), next_cursor: page.nextCursor }
+      },
+      { query: AuditQuery, detail: { tags: ['admin'], summary: 'Audit events, newest first (filters, cursor paging)' } },
+    )
+    .get(
+      '/usage',
+      async ({ query }) => {
+        const to = time('to', query.to) ?? Date.now()
+        const from = time('from', query.from) ?? to - 7 * 86_400_000
+        const rows = await services.store.usage({ from, to, ...(query.key_id ? { keyId: query.key_id } : {}) })
+        return { from: new Date(from).toISOString(), to: new Date(to).toISOString(), rows }
+      },
+      { query: UsageQuery, detail: { tags: ['admin'], summary: 'Requests and tokens per key, model and day' } },
+    )
+}

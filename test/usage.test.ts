@@ -1,0 +1,319 @@
+// SPEC §4.4, §4.9, §4.10, §4.11: metering from streams, per-key limits, the audit log and its queries.
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { FakeOllama, ndjsonLines, sseEvents } from './helpers/fake-ollama.ts'
+import { type GatewayProcess, startGateway } from './helpers/gateway.ts'
+import { type FreshDatabase, freshDatabase, freshRedis, metricValue } from './helpers/infra.ts'
+
+const fake = new FakeOllama()
+let db: FreshDatabase
+let redisUrl: string
+beforeAll(async () => {
+  fake.start()
+  db = await freshDatabase()
+  redisUrl = await freshRedis(10)
+})
+afterAll(async () => {
+  await fake.stop()
+  await db.drop()
+})
+
+interface AuditRow {
+  request_id: string
+  key_id: string | null
+  status: number
+  outcome: string
+  prompt_tokens: number | null
+  completion_tokens: number | null
+  tokens_partial: boolean
+  bytes_out: number | null
+  action: string | null
+  target: string | null
+  path: string
+}
+
+async function auditOf(gw: GatewayProcess, filter = ''): Promise<AuditRow[]> {
+  const rows: AuditRow[] = []
+  let cursor = ''
+  for (;;) {
+    const page = await (
+      await fetch(`${gw.url}/admin/audit?limit=1000${filter}${cursor ? `&cursor=${cursor}` : ''}`, { headers: gw.auth })
+    ).json()
+    rows.push(...page.items)
+    if (!page.next_cursor) return rows
+    cursor = page.next_cursor
+  }
+}
+async function eventually<T>(probe: () => Promise<T>, ok: (v: T) => boolean, ms = 5000): Promise<T> {
+  const until = Date.now() + ms
+  for (;;) {
+    const v = await probe()
+    if (ok(v) || Date.now() > until) return v
+    await Bun.sleep(100)
+  }
+}
+async function newKey(gw: GatewayProcess, body: Record<string, unknown>): Promise<{ key: string; id: string }> {
+  const res = await fetch(`${gw.url}/admin/keys`, {
+    method: 'POST',
+    headers: { ...gw.auth, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  })
+  return res.json()
+}
+
+describe('metering (SPEC §4.9), embedded', () => {
+  let gw: GatewayProcess
+  beforeAll(async () => {
+    gw = await startGateway({ env: { OLLAMA_BASE_URL: fake.url } })
+  })
+  afterAll(() => gw.stop())
+
+  test('NDJSON: byte-identical with the final line split at every offset; counts equal upstream', async () => {
+    const final = (ndjsonLines('/api/chat', 'llama3.2', { ...fake.behaviour }).at(-1) as string).length
+    for (let at = 1; at < final; at += 1) {
+      fake.perModel.set('llama3.2', { splitFinalAt: at })
+      const res = await fetch(`${gw.url}/api/chat`, {
+        method: 'POST',
+        headers: { ...gw.auth, 'x-request-id': `split-${at}` },
+        body: '{"model":"llama3.2","messages":[]}',
+      })
+      expect(await res.text()).toBe(fake.sentText(fake.last('/api/chat')))
+    }
+    fake.perModel.clear()
+    const rows = await eventually(
+      () => auditOf(gw, '&model=llama3.2'),
+      (r) => r.filter((e) => e.request_id.startsWith('split-')).length >= final - 1,
+    )
+    const split = rows.filter((e) => e.request_id.startsWith('split-'))
+    expect(split).toHaveLength(final - 1)
+    for (const e of split) expect(e).toMatchObject({ outcome: 'ok', prompt_tokens: 7, completion_tokens: 3, tokens_partial: false })
+  })
+
+  test('SSE: byte-identical when the client asked for usage, at every split of the usage event', async () => {
+    const events = sseEvents(true, 'llama3.2', { ...fake.behaviour }, true)
+    const usageLength = (events.at(-2) as string).length
+    const body = JSON.stringify({ model: 'llama3.2', messages: [], stream: true, stream_options: { include_usage: true } })
+    // The fake splits its last write ("data: [DONE]"); the usage event is split by making it the last one.
+    fake.perModel.set('llama3.2', { splitFinalAt: 7 })
+    for (let at = 1; at < usageLength; at += 7) {
+      const res = await fetch(`${gw.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { ...gw.auth, 'x-request-id': `sse-${at}` },
+        body,
+      })
+      const text = await res.text()
+      expect(text).toBe(fake.sentText(fake.last('/v1/chat/completions')))
+      expect(text).toContain('"usage"')
+    }
+    fake.perModel.clear()
+    const rows = await eventually(
+      () => auditOf(gw, '&model=llama3.2'),
+      (r) => r.some((e) => e.request_id.startsWith('sse-')),
+    )
+    for (const e of rows.filter((x) => x.request_id.startsWith('sse-'))) expect(e).toMatchObject({ prompt_tokens: 7, completion_tokens: 3 })
+  })
+
+  test('the include_usage chunk reaches the client only when asked; the upstream was asked either way', async () => {
+    const plain = await fetch(`${gw.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { ...gw.auth, 'x-request-id': 'no-usage-asked' },
+      body: '{"model":"llama3.2","messages":[],"stream":true}',
+    })
+    const text = await plain.text()
+    expect(text).not.toContain('"usage"')
+    expect(text.endsWith('data: [DONE]\n\n')).toBe(true)
+    const upstreamBody = new TextDecoder().decode(fake.last('/v1/chat/completions').body)
+    expect(upstreamBody).toBe('{"stream_options":{"include_usage":true},"model":"llama3.2","messages":[],"stream":true}')
+    const row = (
+      await eventually(
+        () => auditOf(gw),
+        (r) => r.some((e) => e.request_id === 'no-usage-asked'),
+      )
+    ).find((e) => e.request_id === 'no-usage-asked')
+    expect(row).toMatchObject({ prompt_tokens: 7, completion_tokens: 3 })
+  })
+
+  test('every surface is metered: generate stream, chat, embed, embeddings, v1 chat and embeddings', async () => {
+    const calls: Array<[string, string, number | null, number | null]> = [
+      ['/api/generate', '{"model":"llama3.2","prompt":"x"}', 7, 3],
+      ['/api/chat', '{"model":"llama3.2","messages":[],"stream":false}', 7, 3],
+      ['/api/embed', '{"model":"nomic-embed-text","input":"x"}', 7, 0],
+      ['/api/embeddings', '{"model":"nomic-embed-text","prompt":"x"}', null, null],
+      ['/v1/chat/completions', '{"model":"llama3.2","messages":[]}', 7, 3],
+      ['/v1/embeddings', '{"model":"nomic-embed-text","input":"x"}', 7, 0],
+    ]
+    const idOf = (path: string) => `surface${path.replaceAll('/', '.')}`
+    for (const [path, body] of calls)
+      await (await fetch(gw.url + path, { method: 'POST', headers: { ...gw.auth, 'x-request-id': idOf(path) }, body })).text()
+    const rows = await eventually(
+      () => auditOf(gw),
+      (r) => r.filter((e) => e.request_id.startsWith('surface')).length === calls.length,
+    )
+    for (const [path, , prompt, completion] of calls) {
+      expect(rows.find((e) => e.request_id === idOf(path))).toMatchObject({ prompt_tokens: prompt, completion_tokens: completion })
+    }
+  })
+
+  test('a client that leaves mid-stream: aborted, with the partial count seen so far', async () => {
+    fake.perModel.set('llama3.2', { chunks: 40, chunkDelayMs: 30 })
+    const controller = new AbortController()
+    const res = await fetch(`${gw.url}/api/chat`, {
+      method: 'POST',
+      headers: { ...gw.auth, 'x-request-id': 'walked-away' },
+      body: '{"model":"llama3.2"}',
+      signal: controller.signal,
+    })
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader()
+    for (let i = 0; i < 5; i++) await reader.read()
+    controller.abort()
+    const row = (
+      await eventually(
+        () => auditOf(gw),
+        (r) => r.some((e) => e.request_id === 'walked-away'),
+      )
+    ).find((e) => e.request_id === 'walked-away')
+    fake.perModel.clear()
+    expect(row?.outcome).toBe('aborted')
+    expect(row?.tokens_partial).toBe(true)
+    expect(row?.completion_tokens).toBeGreaterThanOrEqual(4)
+    expect(row?.completion_tokens).toBeLessThan(40)
+  })
+
+  test('rejections, admin actions and usage are in the log; no secrets, no prompts', async () => {
+    await fetch(`${gw.url}/api/chat`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer nnz_nope', 'x-request-id': 'bad-key' },
+      body: '{"model":"llama3.2","prompt":"SECRET PROMPT"}',
+    })
+    const created = await newKey(gw, { name: 'audited' })
+    await fetch(`${gw.url}/admin/keys/${created.id}/revoke`, { method: 'POST', headers: gw.auth })
+    const rows = await eventually(
+      () => auditOf(gw),
+      (r) => r.some((e) => e.action === 'key.revoke'),
+    )
+    expect(rows.find((e) => e.request_id === 'bad-key')).toMatchObject({ status: 401, outcome: 'rejected', key_id: null })
+    expect(rows.find((e) => e.action === 'key.create')).toMatchObject({ target: created.id, outcome: 'ok' })
+    const text = JSON.stringify(rows)
+    expect(text).not.toContain('SECRET PROMPT')
+    expect(text).not.toContain(created.key.split('_')[2])
+    const usage = await (await fetch(`${gw.url}/admin/usage`, { headers: gw.auth })).json()
+    const llama = usage.rows.filter((r: { model: string }) => r.model === 'llama3.2')
+    expect(llama.reduce((n: number, r: { requests: number }) => n + r.requests, 0)).toBeGreaterThan(10)
+    expect(llama.reduce((n: number, r: { prompt_tokens: number }) => n + r.prompt_tokens, 0)).toBeGreaterThan(70)
+    const bad = await fetch(`${gw.url}/admin/audit?from=yesterday`, { headers: gw.auth })
+    expect(bad.status).toBe(400)
+  })
+})
+
+describe('limits across two replicas sharing Redis (SPEC §4.4)', () => {
+  let a: GatewayProcess
+  let b: GatewayProcess
+  let env: Record<string, string>
+  beforeAll(async () => {
+    const adminKey = (await import('../src/keys/format.ts')).newKey().token
+    env = { OLLAMA_BASE_URL: fake.url, DATABASE_URL: db.url, REDIS_URL: redisUrl, BOOTSTRAP_ADMIN_KEY: adminKey }
+    ;[a, b] = await Promise.all([startGateway({ env }), startGateway({ env })])
+  })
+  afterAll(() => Promise.all([a.stop(), b.stop()]))
+
+  const call = (gw: GatewayProcess, key: string, path = '/api/chat') =>
+    fetch(gw.url + path, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}` },
+      body: '{"model":"llama3.2","messages":[],"stream":false}',
+    })
+
+  test('rpm=60 hit by both replicas at once admits exactly 60 in the window', async () => {
+    // Fixed one-minute windows: start well inside one.
+    while (new Date().getSeconds() > 45) await Bun.sleep(500)
+    const { key } = await newKey(a, { name: 'rpm', limits: { rpm: 60 } })
+    const results = await Promise.all(
+      Array.from({ length: 100 }, (_, i) =>
+        call(i % 2 ? a : b, key).then(async (r) => ({ status: r.status, headers: r.headers, body: await r.text() })),
+      ),
+    )
+    expect(results.filter((r) => r.status === 200)).toHaveLength(60)
+    const refused = results.filter((r) => r.status === 429)
+    expect(refused).toHaveLength(40)
+    const one = refused[0] as { headers: Headers; body: string }
+    expect(Number(one.headers.get('retry-after'))).toBeGreaterThan(0)
+    expect(one.headers.get('x-ratelimit-limit-requests')).toBe('60')
+    expect(one.headers.get('x-ratelimit-remaining-requests')).toBe('0')
+    expect(one.headers.get('x-ratelimit-reset-requests')).toMatch(/^\d+s$/)
+    expect(JSON.parse(one.body)).toEqual({ error: 'rate limit reached: 60 requests per minute for this key; retry after the reset' })
+    const v1 = await call(a, key, '/v1/chat/completions')
+    expect(v1.status).toBe(429)
+    expect((await v1.json()).error).toMatchObject({ type: 'rate_limit_error', code: 'rate_limited' })
+  })
+
+  test('max_concurrency=2 holds across replicas', async () => {
+    const { key } = await newKey(a, { name: 'conc', limits: { max_concurrency: 2 } })
+    fake.perModel.set('llama3.2', { firstByteDelayMs: 600 })
+    try {
+      const statuses = await Promise.all(
+        Array.from({ length: 6 }, (_, i) => call(i % 2 ? a : b, key).then(async (r) => (await r.text(), r.status))),
+      )
+      expect(statuses.filter((s) => s === 200)).toHaveLength(2)
+      expect(statuses.filter((s) => s === 429)).toHaveLength(4)
+    } finally {
+      fake.perModel.clear()
+    }
+    expect((await call(b, key)).status).toBe(200)
+  })
+
+  test('tpm stops a key once its metered tokens reach the limit', async () => {
+    const { key } = await newKey(a, { name: 'tpm', limits: { tpm: 20 } })
+    // Each answer is 7 prompt + 3 completion tokens.
+    expect((await call(a, key)).status).toBe(200)
+    await Bun.sleep(100)
+    expect((await call(b, key)).status).toBe(200)
+    await Bun.sleep(100)
+    const refused = await call(a, key)
+    expect(refused.status).toBe(429)
+    expect(refused.headers.get('x-ratelimit-remaining-tokens')).toBe('0')
+    expect((await refused.json()).error).toContain('token limit reached: 20 tokens per minute')
+  })
+
+  test('a replica killed while holding a lease frees it when the lease expires', async () => {
+    const { key } = await newKey(a, { name: 'lease', limits: { max_concurrency: 1 } })
+    const doomed = await startGateway({ env })
+    fake.perModel.set('llama3.2', { firstByteDelayMs: 30_000 })
+    const hanging = call(doomed, key).catch(() => undefined)
+    await Bun.sleep(300)
+    doomed.proc.kill('SIGKILL')
+    await hanging
+    fake.perModel.clear()
+    expect((await call(a, key)).status).toBe(429)
+    const started = Date.now()
+    let status = 429
+    while (status === 429 && Date.now() - started < 25_000) {
+      await Bun.sleep(500)
+      status = (await call(a, key)).status
+    }
+    expect(status).toBe(200)
+  }, 40_000)
+})
+
+describe('Redis unreachable (SPEC §4.4)', () => {
+  test('fail open by default, counted; RATE_LIMIT_FAIL_CLOSED=true rejects', async () => {
+    const env = { OLLAMA_BASE_URL: fake.url, REDIS_URL: 'redis://127.0.0.1:1' }
+    const open = await startGateway({ env })
+    try {
+      const { key } = await newKey(open, { name: 'open', limits: { rpm: 1 } })
+      for (let i = 0; i < 3; i++)
+        expect((await fetch(`${open.url}/api/tags`, { headers: { authorization: `Bearer ${key}` } })).status).toBe(200)
+      const m = await (await fetch(`${open.url}/metrics`, { headers: open.auth })).text()
+      expect(metricValue(m, 'nnz_rate_limit_fail_open_total')).toBeGreaterThanOrEqual(3)
+    } finally {
+      await open.stop()
+    }
+    const closed = await startGateway({ env: { ...env, RATE_LIMIT_FAIL_CLOSED: 'true' } })
+    try {
+      const { key } = await newKey(closed, { name: 'closed', limits: { rpm: 100 } })
+      const res = await fetch(`${closed.url}/api/tags`, { headers: { authorization: `Bearer ${key}` } })
+      expect(res.status).toBe(503)
+      expect((await res.json()).error).toContain('rate limiter unavailable')
+    } finally {
+      await closed.stop()
+    }
+  })
+})
