@@ -203,10 +203,24 @@ if (benchDb) {
   await waitHttp('http://127.0.0.1:19084/healthz')
   targets.push({
     name: 'cluster',
-    label: 'neuronetz-gateway, cluster (Postgres + Redis)',
+    label: 'neuronetz-gateway, cluster (Postgres + Redis), key without limits',
     url: 'http://127.0.0.1:19084',
     pid: gw.pid,
     key: BENCH_KEY,
+  })
+  // The same process with a key that has limits (never reached): the Redis Lua check runs per request.
+  const limited = await fetch('http://127.0.0.1:19084/admin/keys', {
+    method: 'POST',
+    headers: { authorization: `Bearer ${BENCH_KEY}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'bench limited', limits: { rpm: 100_000_000, tpm: 1_000_000_000_000, max_concurrency: 100_000 } }),
+  })
+  const { key: limitedKey } = (await limited.json()) as { key: string }
+  targets.push({
+    name: 'cluster-limits',
+    label: 'neuronetz-gateway, cluster, key with rpm+tpm+concurrency limits',
+    url: 'http://127.0.0.1:19084',
+    pid: gw.pid,
+    key: limitedKey,
   })
 }
 
@@ -256,6 +270,8 @@ const revocation =
     ? JSON.parse(spawnSync([bun, join(import.meta.dir, 'revocation.ts'), quick ? '30' : '100']).stdout.toString())
     : undefined
 await benchDb?.drop()
+process.stderr.write('measuring audit inserts and queries...\n')
+const auditBench = JSON.parse(spawnSync([bun, join(import.meta.dir, 'audit.ts'), quick ? '200000' : '1000000']).stdout.toString())
 const micro = JSON.parse(spawnSync([bun, join(import.meta.dir, 'micro.ts')]).stdout.toString()) as {
   auth_cache_hit_us: number
   route_decision_us: number
@@ -311,6 +327,18 @@ const single = rows.find((r) => r.target.name === 'embedded')
 if (multi && single) {
   lines.push(
     `Backends: 3 backends ${f(multi.rps, 0)} req/s vs 1 backend ${f(single.rps, 0)} (${pct(multi.rps, single.rps)}); p50/p99 at 2k req/s ${f(multi.rate?.latency_ms.p50)} / ${f(multi.rate?.latency_ms.p99)} ms vs ${f(single.rate?.latency_ms.p50)} / ${f(single.rate?.latency_ms.p99)} ms. All upstreams share this machine's two cores, so three backends cannot add capacity here; the row shows what routing costs.`,
+    '',
+  )
+}
+lines.push(
+  `Audit log, ${auditBench.rows.toLocaleString('en')} rows in batches of 500: Postgres ${auditBench.postgres.insert_events_per_s} events/s, a key's latest 100 events p50 ${f(auditBench.postgres.key_query_p50_ms)} ms (max ${f(auditBench.postgres.key_query_max_ms)}); SQLite ${auditBench.sqlite.insert_events_per_s} events/s, p50 ${f(auditBench.sqlite.key_query_p50_ms)} ms (max ${f(auditBench.sqlite.key_query_max_ms)}).`,
+  '',
+)
+const withLimits = rows.find((r) => r.target.name === 'cluster-limits')
+const withoutLimits = rows.find((r) => r.target.name === 'cluster')
+if (withLimits && withoutLimits) {
+  lines.push(
+    `Limits (Redis, one Lua round trip per request) on vs off, same cluster process: ${f(withLimits.rps, 0)} vs ${f(withoutLimits.rps, 0)} req/s (${pct(withLimits.rps, withoutLimits.rps)}); p50/p99 at 2k req/s ${f(withLimits.rate?.latency_ms.p50)} / ${f(withLimits.rate?.latency_ms.p99)} vs ${f(withoutLimits.rate?.latency_ms.p50)} / ${f(withoutLimits.rate?.latency_ms.p99)} ms. Metering and the audit log are on in every gateway row.`,
     '',
   )
 }
