@@ -3,6 +3,8 @@ import { Elysia } from 'elysia'
 import { recordAdminEvent } from './audit/admin-event.ts'
 import { adminAuditRoutes } from './audit/routes.ts'
 import { adminBackendRoutes } from './backends/routes.ts'
+import { createCors } from './cors.ts'
+import { docsRoutes } from './docs/routes.ts'
 import { dialectOf, errorResponse, GatewayError } from './errors.ts'
 import { healthRoutes } from './health/routes.ts'
 import { AuthError } from './keys/authenticator.ts'
@@ -16,45 +18,59 @@ export function createApp(services: Services) {
   const { log } = services
   // normalize: false makes schema'd routes reject unknown fields instead of silently dropping them
   // (a misspelt admin field must not be ignored). Proxied routes have no body schema: bytes pass as sent.
-  return new Elysia({ name: 'neuronetz-gateway', normalize: false })
-    .onError(({ code, error, request }) => {
-      const url = new URL(request.url)
-      const requestId = requestIdOf(request)
-      const dialect = dialectOf(url.pathname)
-      if (error instanceof GatewayError) {
-        // SPEC §4.10: rejected requests to the gateway's own routes are audited like proxied ones.
-        if (
-          (error.status === 401 || error.status === 403 || error.status === 429) &&
-          (url.pathname.startsWith('/admin') || url.pathname === '/metrics')
-        ) {
-          recordAdminEvent(services, {
-            request,
-            status: error.status,
-            outcome: 'rejected',
-            keyId: error instanceof AuthError ? (error.keyId ?? null) : null,
-            error: error.message,
-          })
-        }
-        return errorResponse(error, dialect, requestId)
-      }
-      switch (code) {
-        case 'NOT_FOUND':
-          return errorResponse(new GatewayError('not_found', `${request.method} ${url.pathname} not found`), dialect, requestId)
-        case 'PARSE':
-        case 'VALIDATION':
-          return errorResponse(new GatewayError('bad_request', validationMessage(error)), dialect, requestId)
-        default:
-          // SPEC §5: never leak internals; the request id lets an operator find the logged cause.
-          log.error('unhandled error', { request_id: requestId, path: url.pathname, code, err: error })
-          return errorResponse(new GatewayError('internal', `internal error; quote request id ${requestId}`), dialect, requestId)
-      }
+  const cors = createCors(services.config.corsOrigins)
+  const app = new Elysia({ name: 'neuronetz-gateway', normalize: false })
+  if (cors) {
+    app.onRequest(({ request }) => cors.preflight(request))
+    app.onAfterHandle({ as: 'global' }, ({ request, response }) => {
+      if (response instanceof Response) cors.decorate(request, response)
     })
+  }
+  return app
+    .onError(({ code, error, request }) => {
+      const response = renderError(code, error, request)
+      return cors ? cors.decorate(request, response) : response
+    })
+    .use(docsRoutes(services))
     .use(healthRoutes(services))
     .use(adminKeyRoutes(services))
     .use(adminBackendRoutes(services))
     .use(adminAuditRoutes(services))
     .use(metricsRoutes(services))
     .use(proxyRoutes(services))
+
+  function renderError(code: string | number, error: unknown, request: Request): Response {
+    const url = new URL(request.url)
+    const requestId = requestIdOf(request)
+    const dialect = dialectOf(url.pathname)
+    if (error instanceof GatewayError) {
+      // SPEC §4.10: rejected requests to the gateway's own routes are audited like proxied ones.
+      if (
+        (error.status === 401 || error.status === 403 || error.status === 429) &&
+        (url.pathname.startsWith('/admin') || url.pathname === '/metrics')
+      ) {
+        recordAdminEvent(services, {
+          request,
+          status: error.status,
+          outcome: 'rejected',
+          keyId: error instanceof AuthError ? (error.keyId ?? null) : null,
+          error: error.message,
+        })
+      }
+      return errorResponse(error, dialect, requestId)
+    }
+    switch (code) {
+      case 'NOT_FOUND':
+        return errorResponse(new GatewayError('not_found', `${request.method} ${url.pathname} not found`), dialect, requestId)
+      case 'PARSE':
+      case 'VALIDATION':
+        return errorResponse(new GatewayError('bad_request', validationMessage(error)), dialect, requestId)
+      default:
+        // SPEC §5: never leak internals; the request id lets an operator find the logged cause.
+        log.error('unhandled error', { request_id: requestId, path: url.pathname, code, err: error })
+        return errorResponse(new GatewayError('internal', `internal error; quote request id ${requestId}`), dialect, requestId)
+    }
+  }
 }
 
 function validationMessage(error: unknown): string {

@@ -90,6 +90,36 @@ export function createServices(config: Config, log: Logger, runtime: Runtime, ov
   const inflight = new InFlight()
   const limiter: RateLimiter = redis ? new RedisLimiter(redis, metrics, config.rateLimitFailClosed) : new MemoryLimiter()
   const audit = new AuditWriter(store, log, metrics, { dataDir: config.dataDir, bufferSize: config.auditBufferSize })
+  // SPEC §4.12: gauges read at scrape time.
+  const perBackend = (value: (b: (typeof backends.all)[number]) => number) => () =>
+    backends.all.map((b) => [{ backend: b.name }, value(b)] as [Record<string, string>, number])
+  metrics.registry.gauge(
+    'nnz_backend_up',
+    'Whether the last probe of the backend succeeded (1) or not (0).',
+    perBackend((b) => (b.health === 'up' ? 1 : 0)),
+  )
+  metrics.registry.gauge(
+    'nnz_backend_in_flight',
+    'Requests in flight to the backend.',
+    perBackend((b) => b.inFlight),
+  )
+  metrics.registry.gauge(
+    'nnz_backend_queued',
+    'Requests waiting for a slot on the backend.',
+    perBackend((b) => b.admission.waiting),
+  )
+  metrics.registry.gauge(
+    'nnz_backend_breaker_open',
+    'Circuit breaker state: 0 closed, 1 open, 0.5 half-open.',
+    perBackend((b) => ({ closed: 0, open: 1, half_open: 0.5 })[b.breaker.state]),
+  )
+  metrics.registry.gauge(
+    'nnz_backend_models',
+    'Models the backend has.',
+    perBackend((b) => b.models.size),
+  )
+  metrics.registry.gauge('nnz_audit_buffered', 'Audit events held in memory, waiting for the store.', () => [[{}, audit.buffered]])
+  metrics.registry.gauge('nnz_key_cache_entries', 'Verified keys held in the in-process cache.', () => [[{}, keyCache.size]])
   const proxy = createProxy({
     config,
     backends,

@@ -4,6 +4,7 @@ import { Elysia } from 'elysia'
 import { errorResponse, GatewayError } from '../errors.ts'
 import type { Services } from '../services.ts'
 import { ENDPOINTS, KNOWN_PATHS } from './endpoints.ts'
+import { requestBodyDoc } from './examples.ts'
 import { requestIdOf } from './headers.ts'
 
 export function proxyRoutes(services: Services) {
@@ -28,7 +29,14 @@ export function proxyRoutes(services: Services) {
           userAgent: request.headers.get('user-agent'),
         })
       },
-      { parse: 'none', detail: { tags: [endpoint.path.startsWith('/v1') ? 'openai' : 'ollama'], summary: endpoint.summary } },
+      {
+        parse: 'none',
+        detail: {
+          tags: [endpoint.path.startsWith('/v1') ? 'openai' : 'ollama'],
+          summary: endpoint.summary,
+          ...(endpoint.body === 'json' ? { requestBody: requestBodyDoc(endpoint.path) } : {}),
+        },
+      },
     )
   }
 

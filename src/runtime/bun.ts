@@ -1,5 +1,6 @@
 // The Bun side of the runtime seam: Elysia's own listen (it compiles routes into Bun's native router)
 // with the server settings a streaming gateway needs.
+import { SWAGGER_ASSETS } from './assets.bun.ts'
 import type { Runtime, ServeOptions, Server } from './runtime.ts'
 
 type BunServer = ReturnType<typeof Bun.serve>
@@ -35,4 +36,8 @@ export const bunRuntime: Runtime = {
     process.on(signal, handler)
   },
   exit: (code) => process.exit(code),
+  asset(name) {
+    const path = SWAGGER_ASSETS[name]
+    return path ? Bun.file(path) : undefined
+  },
 }

@@ -1,6 +1,16 @@
 // The Deno side of the runtime seam (SPEC §8.3). Elysia's Bun adapter does not run here: the app's
 // `fetch` is served with Deno.serve, and lifecycle is driven by cli.ts on every runtime alike.
+import { readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import type { Runtime, ServeOptions, Server } from './runtime.ts'
+
+// Deno has no file embedding for `deno run`: the Swagger UI files are read from the package.
+const require = createRequire(import.meta.url)
+const ASSET_TYPES: Record<string, string> = {
+  'swagger-ui-bundle.js': 'text/javascript',
+  'swagger-ui.css': 'text/css',
+  'favicon-32x32.png': 'image/png',
+}
 
 declare const Deno: {
   serve(
@@ -45,4 +55,8 @@ export const denoRuntime: Runtime = {
   clientSignal: () => undefined,
   onSignal: (signal, handler) => Deno.addSignalListener(signal, handler),
   exit: (code) => Deno.exit(code),
+  asset(name) {
+    const type = ASSET_TYPES[name]
+    return type ? new Blob([readFileSync(require.resolve(`swagger-ui-dist/${name}`))], { type }) : undefined
+  },
 }

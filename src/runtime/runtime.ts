@@ -25,5 +25,7 @@ export interface Runtime {
   /** A signal that fires when the client disconnects, where the runtime offers one with that meaning. */
   clientSignal(request: Request): AbortSignal | undefined
   onSignal(signal: 'SIGTERM' | 'SIGINT', handler: () => void): void
+  /** A Swagger UI file by name (`swagger-ui-bundle.js`, ...), served by the gateway itself (SPEC §4.13). */
+  asset(name: string): Blob | undefined
   exit(code: number): never
 }

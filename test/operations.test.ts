@@ -1,0 +1,184 @@
+// SPEC §4.12, §4.13, CORS and TLS (§3.2, §4.8): what an operator sees and a browser needs.
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+// @ts-expect-error: the package ships no types; it returns an array of metric families.
+import parsePrometheusTextFormat from 'parse-prometheus-text-format'
+import { FakeOllama } from './helpers/fake-ollama.ts'
+import { type GatewayProcess, startGateway } from './helpers/gateway.ts'
+
+interface Family {
+  name: string
+  type: string
+  metrics: Array<{ labels?: Record<string, string>; value?: string; buckets?: Record<string, string>; count?: string }>
+}
+const parse = parsePrometheusTextFormat as (text: string) => Family[]
+
+const fake = new FakeOllama()
+let gw: GatewayProcess
+beforeAll(async () => {
+  fake.start()
+  gw = await startGateway({ env: { OLLAMA_BASE_URL: fake.url, CORS_ORIGINS: 'https://app.example, https://other.example' } })
+})
+afterAll(async () => {
+  await gw.stop()
+  await fake.stop()
+})
+
+describe('metrics (SPEC §4.12)', () => {
+  test('Prometheus text format, with values that match the traffic sent', async () => {
+    for (let i = 0; i < 5; i++)
+      await (await fetch(`${gw.url}/api/chat`, { method: 'POST', headers: gw.auth, body: '{"model":"llama3.2","messages":[]}' })).text()
+    await (await fetch(`${gw.url}/api/chat`, { method: 'POST', body: '{"model":"llama3.2"}' })).text()
+    const res = await fetch(`${gw.url}/metrics`, { headers: gw.auth })
+    expect(res.headers.get('content-type')).toContain('text/plain; version=0.0.4')
+    const families = parse(await res.text())
+    const family = (name: string) => families.find((f) => f.name === name) as Family
+    const value = (name: string, labels: Record<string, string>) =>
+      Number(family(name).metrics.find((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v))?.value ?? 0)
+    expect(family('nnz_requests_total').type).toBe('COUNTER')
+    expect(value('nnz_requests_total', { route: '/api/chat', method: 'POST', status: '200' })).toBe(5)
+    expect(value('nnz_requests_total', { route: '/api/chat', status: '401' })).toBe(1)
+    expect(value('nnz_tokens_total', { model: 'llama3.2', kind: 'prompt' })).toBe(35)
+    expect(value('nnz_tokens_total', { model: 'llama3.2', kind: 'completion' })).toBe(15)
+    expect(family('nnz_request_duration_seconds').type).toBe('HISTOGRAM')
+    // This parser keeps only the buckets of a histogram series: the +Inf buckets add up to every request proxied.
+    const observed = family('nnz_request_duration_seconds').metrics.reduce((n, m) => n + Number(m.buckets?.['+Inf'] ?? 0), 0)
+    expect(observed).toBe(6)
+    expect(family('nnz_time_to_first_byte_seconds').type).toBe('HISTOGRAM')
+    expect(value('nnz_backend_up', { backend: 'default' })).toBe(1)
+    expect(family('nnz_backend_in_flight').type).toBe('GAUGE')
+    expect(value('nnz_key_cache_hits_total', { layer: 'memory' })).toBeGreaterThanOrEqual(5)
+    expect(value('nnz_auth_failures_total', { reason: 'malformed' }) + value('nnz_auth_failures_total', { reason: 'missing' })).toBe(1)
+    for (const name of ['nnz_argon2_verifications_total', 'nnz_audit_buffered', 'nnz_backend_queued', 'nnz_backend_breaker_open'])
+      expect(family(name)).toBeDefined()
+    // Label hygiene: route templates only, no raw paths, no secrets.
+    const labels = families.flatMap((f) => f.metrics.flatMap((m) => Object.values(m.labels ?? {})))
+    expect(labels.some((l) => l.includes(gw.adminKey.split('_')[2] as string))).toBe(false)
+  })
+
+  test('/metrics needs the admin scope unless METRICS_PUBLIC=true', async () => {
+    expect((await fetch(`${gw.url}/metrics`)).status).toBe(401)
+    const open = await startGateway({ env: { OLLAMA_BASE_URL: fake.url, METRICS_PUBLIC: 'true' } })
+    try {
+      expect((await fetch(`${open.url}/metrics`)).status).toBe(200)
+    } finally {
+      await open.stop()
+    }
+  })
+})
+
+describe('OpenAPI (SPEC §4.13)', () => {
+  test('/docs/json documents admin, health and proxied routes, with the bearer scheme', async () => {
+    const doc = await (await fetch(`${gw.url}/docs/json`)).json()
+    for (const path of [
+      '/admin/keys',
+      '/admin/keys/{id}/revoke',
+      '/admin/audit',
+      '/admin/usage',
+      '/admin/backends',
+      '/healthz',
+      '/readyz',
+      '/api/chat',
+      '/v1/chat/completions',
+    ]) {
+      expect(Object.keys(doc.paths)).toContain(path)
+    }
+    expect(doc.components.securitySchemes.bearer).toMatchObject({ type: 'http', scheme: 'bearer' })
+    expect(doc.paths['/api/chat'].post.requestBody.content['application/json'].example.model).toBe('llama3.2')
+    expect(doc.paths['/admin/keys'].post.requestBody.content['application/json'].schema.properties.name).toBeDefined()
+  })
+
+  test('/docs is Swagger UI with every asset served by the gateway itself', async () => {
+    const page = await (await fetch(`${gw.url}/docs`)).text()
+    expect(page).toContain('SwaggerUIBundle')
+    expect(page).not.toMatch(/https?:\/\//)
+    for (const asset of ['swagger-ui-bundle.js', 'swagger-ui.css']) {
+      const res = await fetch(`${gw.url}/docs/assets/${asset}`)
+      expect(res.status).toBe(200)
+      expect((await res.arrayBuffer()).byteLength).toBeGreaterThan(10_000)
+    }
+  })
+})
+
+describe('CORS (SPEC §4.8)', () => {
+  test('preflights from configured origins are answered by the gateway; others get no CORS headers', async () => {
+    const ok = await fetch(`${gw.url}/v1/chat/completions`, {
+      method: 'OPTIONS',
+      headers: {
+        origin: 'https://app.example',
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'authorization, content-type, x-stainless-os',
+      },
+    })
+    expect(ok.status).toBe(204)
+    expect(ok.headers.get('access-control-allow-origin')).toBe('https://app.example')
+    expect(ok.headers.get('access-control-allow-headers')).toBe('authorization, content-type, x-stainless-os')
+    const other = await fetch(`${gw.url}/v1/chat/completions`, {
+      method: 'OPTIONS',
+      headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST' },
+    })
+    expect(other.headers.get('access-control-allow-origin')).toBeNull()
+    expect(fake.received.filter((r) => r.method === 'OPTIONS')).toHaveLength(0)
+  })
+
+  test('responses, errors included, carry the CORS headers; Origin never reaches Ollama', async () => {
+    const res = await fetch(`${gw.url}/api/chat`, {
+      method: 'POST',
+      headers: { ...gw.auth, origin: 'https://app.example' },
+      body: '{"model":"llama3.2","stream":false}',
+    })
+    expect(res.headers.get('access-control-allow-origin')).toBe('https://app.example')
+    expect(res.headers.get('access-control-expose-headers')).toContain('x-request-id')
+    expect(fake.last('/api/chat').headers.origin).toBeUndefined()
+    const denied = await fetch(`${gw.url}/api/chat`, { method: 'POST', headers: { origin: 'https://app.example' }, body: '{}' })
+    expect(denied.status).toBe(401)
+    expect(denied.headers.get('access-control-allow-origin')).toBe('https://app.example')
+  })
+})
+
+describe('TLS (SPEC §3.2)', () => {
+  test('serves HTTPS directly with TLS_CERT_FILE and TLS_KEY_FILE', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nnz-tls-'))
+    const made = Bun.spawnSync([
+      'openssl',
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      `${dir}/key.pem`,
+      '-out',
+      `${dir}/cert.pem`,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=localhost',
+    ])
+    expect(made.exitCode).toBe(0)
+    const tls = await startGateway({ env: { OLLAMA_BASE_URL: fake.url, TLS_CERT_FILE: `${dir}/cert.pem`, TLS_KEY_FILE: `${dir}/key.pem` } })
+    try {
+      expect(tls.logs.find((l) => l.msg === 'listening')?.url).toStartWith('https://')
+      const res = await fetch(`https://127.0.0.1:${tls.port}/api/tags`, {
+        headers: tls.auth,
+        tls: { rejectUnauthorized: false },
+      } as RequestInit)
+      expect(res.status).toBe(200)
+      await expect(fetch(`http://127.0.0.1:${tls.port}/healthz`)).rejects.toThrow()
+    } finally {
+      await tls.stop()
+    }
+  })
+
+  test('a missing certificate file stops startup with one clear message', async () => {
+    const bad = await startGateway({
+      env: { OLLAMA_BASE_URL: fake.url, TLS_CERT_FILE: '/nonexistent/cert.pem', TLS_KEY_FILE: '/nonexistent/key.pem' },
+      waitListening: false,
+    })
+    expect(await bad.proc.exited).not.toBe(0)
+    expect(bad.output()).toContain('/nonexistent/cert.pem')
+    expect(bad.output()).not.toContain('    at ')
+  })
+})
