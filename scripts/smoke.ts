@@ -53,6 +53,14 @@ try {
     res.status === 200 && text === sent && text.includes('"done":true'),
     `status ${res.status}`,
   )
+  if (which === 'binary') {
+    // What the container HEALTHCHECK runs (Dockerfile).
+    const probe = Bun.spawnSync([...command, 'healthcheck'], {
+      cwd: dir,
+      env: { PATH: process.env.PATH ?? '', PORT: String(gw.port), HOST: '127.0.0.1' },
+    })
+    check('healthcheck subcommand exits 0 while serving', probe.exitCode === 0, `exit ${probe.exitCode}`)
+  }
   const code = await gw.stop('SIGTERM')
   check('SIGTERM exits 0', code === 0, `exit ${code}\n${gw.output()}`)
   if (which === 'binary') {

@@ -21,6 +21,7 @@ Usage:
   neuronetz-gateway keys list [--name N] [--state active|revoked|expired] [--limit N] [--json]
   neuronetz-gateway keys revoke ID | keys rotate ID [--json]
   neuronetz-gateway migrate                apply database migrations and exit
+  neuronetz-gateway healthcheck            exit 0 when the gateway on HOST/PORT answers /healthz (containers)
   neuronetz-gateway --version              print the version and commit
   neuronetz-gateway --help                 this text
 
@@ -39,8 +40,8 @@ export async function run(
   // `keys <sub> ...` and `migrate` take their own options; the remaining flags are configuration.
   let argv = args
   let command: { name: string; parsed: Parsed } | undefined
-  if (args[0] === 'keys' || args[0] === 'migrate') {
-    const sub = args[0] === 'keys' ? (args[1] ?? '') : 'migrate'
+  if (args[0] === 'keys' || args[0] === 'migrate' || args[0] === 'healthcheck') {
+    const sub = args[0] === 'keys' ? (args[1] ?? '') : args[0]
     const parsed = splitOptions(args.slice(args[0] === 'keys' ? 2 : 1), COMMAND_OPTIONS[sub] ?? { values: [], switches: [] })
     command = { name: sub, parsed }
     argv = parsed.rest
@@ -65,6 +66,8 @@ export async function run(
     process.stderr.write(`neuronetz-gateway: ${err.message}\n`)
     runtime.exit(2)
   }
+  // The health check needs no argon2 (a container probes often).
+  if (command?.name === 'healthcheck') runtime.exit(await healthcheck(config))
   try {
     await loadArgon2()
   } catch (err) {
@@ -83,6 +86,21 @@ export async function run(
     }
   }
   await serve(config, runtime, createLogger({ level: config.logLevel, format: config.logFormat }), overrides)
+}
+
+/** For container HEALTHCHECKs on images without a shell or curl (SPEC §8.2). */
+async function healthcheck(config: Config): Promise<number> {
+  const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host
+  const url = `${config.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${config.port}/healthz`
+  try {
+    const res = await fetch(url, {
+      signal: AbortSignal.timeout(3000),
+      ...(config.tls ? { tls: { rejectUnauthorized: false } } : {}),
+    } as RequestInit)
+    return res.ok ? 0 : 1
+  } catch {
+    return 1
+  }
 }
 
 async function serve(config: Config, runtime: Runtime, log: Logger, overrides: ServiceOverrides): Promise<void> {
