@@ -1,4 +1,4 @@
-// `bun run bench`: one run, one machine, every target side by side (SPEC §7). Starts the fake
+// `npm run bench`: one run, one machine, every target side by side (SPEC §7). Starts the fake
 // upstream, the anchors (direct, nginx, bare Bun proxy) and the gateway, measures each the same way,
 // and writes bench/RESULTS.md.   Options: --quick (shorter runs), --only name,name
 
@@ -296,7 +296,7 @@ lines.push(
   `Versions: bun ${Bun.version} · ${version(['nginx', '-v']) || spawnSync(['nginx', '-v']).stderr.toString().trim()} · ${version(['wrk', '-v']) || 'wrk'}`,
 )
 lines.push(
-  `Method: \`bun run bench${quick ? ' --quick' : ''}\`. One small non-streamed \`/api/chat\` against the fake upstream. Saturated: wrk, 1 thread, 32 connections, ${SATURATE_S} s. Fixed rate: open-loop client at ${RATE} req/s for ${RATE_S} s, latency from the scheduled send time. Streaming: ${STREAMS} sequential chats of 200 chunks (one per 5 ms); chunk delay = arrival at the client − upstream send stamp. RSS of the proxy process before/after the run (KiB).`,
+  `Method: \`npm run bench${quick ? ' --quick' : ''}\`. One small non-streamed \`/api/chat\` against the fake upstream. Saturated: wrk, 1 thread, 32 connections, ${SATURATE_S} s. Fixed rate: open-loop client at ${RATE} req/s for ${RATE_S} s, latency from the scheduled send time. Streaming: ${STREAMS} sequential chats of 200 chunks (one per 5 ms); chunk delay = arrival at the client − upstream send stamp. RSS of the proxy process before/after the run (KiB).`,
   '',
 )
 lines.push(
