@@ -59,7 +59,10 @@ export function createLogger(opts: LoggerOptions): Logger {
 }
 
 function jsonLine(time: string, level: Level, msg: string, fields?: Fields): string {
-  return `${JSON.stringify({ time, level, msg, ...fields }, errorReplacer)}\n`
+  // A replacer runs for every key; only lines that carry an Error need one (the request line does not).
+  let hasError = false
+  for (const key in fields) if (fields[key] instanceof Error) hasError = true
+  return `${JSON.stringify({ time, level, msg, ...fields }, hasError ? errorReplacer : undefined)}\n`
 }
 
 function prettyLine(time: string, level: Level, msg: string, fields?: Fields): string {

@@ -17,10 +17,10 @@ import type { KeyRecord } from '../store/store.ts'
 import { aggregateListing } from './aggregate.ts'
 import { modelOf, readJsonBody, wantsStream } from './body.ts'
 import type { Endpoint } from './endpoints.ts'
-import { clientResponseHeaders, upstreamRequestHeaders } from './headers.ts'
+import { clientResponseHeaders, isStreamingType, upstreamRequestHeaders } from './headers.ts'
 import { chainTaps, type MeterKind, MeterTap, type Usage, UsageChunkStripper, withIncludeUsage } from './meter.ts'
 import { type RelayResult, relayBody } from './relay.ts'
-import { ClientGone, callUpstream, UpstreamFailure } from './upstream.ts'
+import { ClientGone, callUpstream, UpstreamFailure, UpstreamTimeout } from './upstream.ts'
 
 export interface ProxyDeps {
   readonly config: Config
@@ -79,6 +79,8 @@ function meterKind(path: string): MeterKind {
   return 'none'
 }
 const STREAMED_USAGE = new Set(['/v1/chat/completions', '/v1/completions'])
+/** Non-streaming answers up to this size are read whole (see below). */
+const WHOLE_BODY_MAX = 1024 * 1024
 
 export function createProxy(deps: ProxyDeps) {
   const { config, log, metrics, backends } = deps
@@ -298,6 +300,24 @@ export function createProxy(deps: ProxyDeps) {
       if (!upstream.body || endpoint.method === 'HEAD') {
         done({ outcome: 'ok', bytesOut: 0 })
         return new Response(null, { status: upstream.status, headers: responseHeaders })
+      }
+      // A non-streaming answer of known, small size arrives whole right behind its headers (Ollama
+      // sends stream:false answers only when complete, UPSTREAM §6): read it at once instead of
+      // relaying chunk by chunk. Streams (NDJSON, SSE) and large or unsized bodies always relay.
+      const length = Number(upstream.headers.get('content-length') ?? Number.NaN)
+      if (!stripUsage && length <= WHOLE_BODY_MAX && !isStreamingType(upstream.headers.get('content-type'))) {
+        const timer = setTimeout(() => abort.abort(new UpstreamTimeout(config.readTimeoutMs / 1000)), config.readTimeoutMs)
+        try {
+          const bytes = new Uint8Array(await upstream.arrayBuffer())
+          x.meter?.chunk(bytes)
+          done({ outcome: 'ok', bytesOut: bytes.byteLength })
+          return new Response(bytes, { status: upstream.status, headers: responseHeaders })
+        } catch (err) {
+          done({ outcome: 'error', bytesOut: 0, error: err instanceof Error ? err.message : String(err) })
+          throw new UpstreamFailure(backend.name, 'reset', `backend '${backend.name}' broke off its answer`)
+        } finally {
+          clearTimeout(timer)
+        }
       }
       const relayed = relayBody(upstream.body, {
         abort,
