@@ -153,9 +153,18 @@ export class PostgresStore implements Store {
 
   async insertAudit(events: readonly AuditEvent[]): Promise<void> {
     if (events.length === 0) return
-    const rows = events.map((e) => ({ ...e, time: new Date(e.time) }))
-    await this
-      .sql`insert into audit_events ${this.sql(rows as unknown as Record<string, unknown>[], ...AUDIT_COLUMNS)} on conflict (event_id) do nothing`
+    // The batch travels as one JSON parameter that Postgres expands (jsonb_to_recordset): one native
+    // JSON.stringify instead of postgres.js serialising 22 parameters per row on the event loop.
+    await this.sql`
+      insert into audit_events (${this.sql.unsafe(AUDIT_COLUMNS.join(', '))})
+      select event_id::uuid, to_timestamp(time / 1000.0), request_id, key_id, client_ip, user_agent, method, path, model, backend,
+             status, outcome, latency_ms, ttfb_ms, prompt_tokens, completion_tokens, tokens_partial, bytes_in, bytes_out, error, action, target
+      from jsonb_to_recordset(${this.sql.json(events as unknown as postgres.JSONValue)}) as x(
+        event_id text, time double precision, request_id text, key_id text, client_ip text, user_agent text, method text, path text,
+        model text, backend text, status integer, outcome text, latency_ms double precision, ttfb_ms double precision,
+        prompt_tokens integer, completion_tokens integer, tokens_partial boolean, bytes_in bigint, bytes_out bigint,
+        error text, action text, target text)
+      on conflict (event_id) do nothing`
   }
 
   async queryAudit(q: AuditQuery): Promise<{ items: StoredAuditEvent[]; nextCursor: string | null }> {
