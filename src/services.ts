@@ -89,7 +89,11 @@ export function createServices(config: Config, log: Logger, runtime: Runtime, ov
   })
   const inflight = new InFlight()
   const limiter: RateLimiter = redis ? new RedisLimiter(redis, metrics, config.rateLimitFailClosed) : new MemoryLimiter()
-  const audit = new AuditWriter(store, log, metrics, { dataDir: config.dataDir, bufferSize: config.auditBufferSize })
+  const audit = new AuditWriter(store, log, metrics, {
+    dataDir: config.dataDir,
+    bufferSize: config.auditBufferSize,
+    batchSize: store.kind === 'sqlite' ? 100 : 500,
+  })
   // SPEC §4.12: gauges read at scrape time.
   const perBackend = (value: (b: (typeof backends.all)[number]) => number) => () =>
     backends.all.map((b) => [{ backend: b.name }, value(b)] as [Record<string, string>, number])

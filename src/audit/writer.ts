@@ -80,6 +80,9 @@ export class AuditWriter {
           throw err
         }
         this.metrics.auditFlushed.inc({}, batch.length)
+        // SQLite writes block the event loop: small batches with a turn of the loop between them keep
+        // the requests' tail latency low. Postgres batches are sent asynchronously anyway.
+        if (this.buffer.length > 0) await new Promise((resolve) => setImmediate(resolve))
       }
       if (this.spill.hasPending()) {
         const replayed = await this.spill.replay((events) => this.store.insertAudit(events), this.batchSize)

@@ -8,15 +8,16 @@ export type LimitName = 'requests' | 'tokens' | 'concurrency'
 export interface Admission {
   /** OpenAI-style x-ratelimit-* headers for the answer. */
   readonly headers: Record<string, string>
-  /** Gives the concurrency slot back; safe to call more than once. */
-  release(): void
+  /**
+   * Ends the request: gives the concurrency slot back and charges the metered tokens to the key's
+   * current window (SPEC §4.4: tpm is charged when metered), in one step. Safe to call more than once.
+   */
+  finish(tokens: number): void
 }
 
 export interface RateLimiter {
   /** Admits a request or throws a 429 GatewayError carrying Retry-After and x-ratelimit-* headers. */
   admit(keyId: string, limits: Limits, now?: number): Promise<Admission>
-  /** Adds metered tokens to the key's current window. */
-  charge(keyId: string, limits: Limits, tokens: number, now?: number): void
 }
 
 export const WINDOW_MS = 60_000

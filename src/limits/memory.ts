@@ -30,19 +30,16 @@ export class MemoryLimiter implements RateLimiter {
     if (limits.tpm && w.tokens >= limits.tpm) throw limitError('tokens', limits, headers(), now)
     if (limits.rpm && w.requests >= limits.rpm) throw limitError('requests', limits, headers(), now)
     w.requests++
-    let released = !limits.max_concurrency
-    if (!released) this.inFlight.set(keyId, running + 1)
+    if (limits.max_concurrency) this.inFlight.set(keyId, running + 1)
+    let finished = false
     return {
       headers: headers(),
-      release: () => {
-        if (released) return
-        released = true
-        this.inFlight.set(keyId, (this.inFlight.get(keyId) ?? 1) - 1)
+      finish: (tokens) => {
+        if (finished) return
+        finished = true
+        if (limits.max_concurrency) this.inFlight.set(keyId, (this.inFlight.get(keyId) ?? 1) - 1)
+        if (limits.tpm && tokens > 0) this.current(keyId, Date.now()).tokens += tokens
       },
     }
-  }
-
-  charge(keyId: string, _limits: Limits, tokens: number, now = Date.now()): void {
-    this.current(keyId, now).tokens += tokens
   }
 }

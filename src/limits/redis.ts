@@ -31,6 +31,16 @@ end
 return {1, '', requests, tokens}
 `
 
+// KEYS: tokens counter, lease set. ARGV: tokens to charge, lease id ('' when none).
+const FINISH = `
+if tonumber(ARGV[1]) > 0 then
+  redis.call('INCRBY', KEYS[1], ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], ${WINDOW_MS * 2})
+end
+if ARGV[2] ~= '' then redis.call('ZREM', KEYS[2], ARGV[2]) end
+return 1
+`
+
 const keys = (keyId: string, window: number) => [
   `nnz:rl:{${keyId}}:r:${window}`,
   `nnz:rl:{${keyId}}:t:${window}`,
@@ -47,6 +57,7 @@ export class RedisLimiter implements RateLimiter {
     private readonly failClosed: boolean,
   ) {
     redis.defineCommand('nnzAdmit', { numberOfKeys: 3, lua: ADMIT })
+    redis.defineCommand('nnzFinish', { numberOfKeys: 2, lua: FINISH })
     this.renewer = setInterval(() => this.renew(), LEASE_MS / 3)
     ;(this.renewer as { unref?: () => void }).unref?.()
   }
@@ -78,32 +89,28 @@ export class RedisLimiter implements RateLimiter {
       if (this.failClosed)
         throw new GatewayError('unavailable', 'rate limiter unavailable (Redis unreachable); retry shortly', { 'retry-after': '2' })
       this.metrics.rateLimitFailOpen.inc()
-      return { headers: {}, release: () => {} }
+      return { headers: {}, finish: () => {} }
     }
     const [allowed, which, requests, tokens] = result
     const headers = limitHeaders(limits, Number(requests), Number(tokens), now)
     if (!allowed) throw limitError(which as LimitName, limits, headers, now)
-    if (!limits.max_concurrency) return { headers, release: () => {} }
-    const set = keys(keyId, 0)[2] as string
-    this.leases.set(leaseId, set)
+    const [, tokenKey, set] = keys(keyId, windowOf(now)) as [string, string, string]
+    const lease = limits.max_concurrency ? leaseId : ''
+    if (lease) this.leases.set(lease, set)
+    let finished = false
     return {
       headers,
-      release: () => {
-        if (!this.leases.delete(leaseId)) return
-        this.redis.zrem(set, leaseId).catch(() => {})
+      // One round trip at the end of a request: free the lease and charge the tokens together.
+      finish: (used) => {
+        if (finished) return
+        finished = true
+        if (lease) this.leases.delete(lease)
+        const charge = limits.tpm && used > 0 ? used : 0
+        if (!lease && !charge) return
+        const run = (this.redis as unknown as { nnzFinish: (...a: unknown[]) => Promise<unknown> }).nnzFinish
+        run.call(this.redis, tokenKey, set, charge, lease).catch(() => {})
       },
     }
-  }
-
-  charge(keyId: string, _limits: Limits, tokens: number, now = Date.now()): void {
-    if (tokens <= 0 || this.redis.status !== 'ready') return
-    const key = keys(keyId, windowOf(now))[1] as string
-    this.redis
-      .multi()
-      .incrby(key, tokens)
-      .pexpire(key, WINDOW_MS * 2)
-      .exec()
-      .catch(() => {})
   }
 
   /** Live requests keep their leases; one pipeline per renewal round. */

@@ -87,11 +87,10 @@ export function createProxy(deps: ProxyDeps) {
 
   const finish = (x: Exchange, result: RelayResult) => {
     deps.inflight.leave()
-    x.admission?.release()
     const usage: Usage | undefined = x.meter?.usage(Boolean(x.stream))
     const tokens = (usage?.prompt ?? 0) + (usage?.completion ?? 0)
+    x.admission?.finish(tokens)
     if (x.key && tokens > 0) {
-      if (x.key.limits.tpm) deps.limiter.charge(x.key.id, x.key.limits, tokens)
       const model = x.model ?? 'unknown'
       if (usage?.prompt) metrics.tokens.inc({ model, kind: 'prompt' }, usage.prompt)
       if (usage?.completion) metrics.tokens.inc({ model, kind: 'completion' }, usage.completion)

@@ -8,6 +8,8 @@ export function openRedis(url: string, log: Logger): Redis {
   const redis = new Redis(url, {
     lazyConnect: true,
     enableOfflineQueue: false,
+    // Commands issued in the same event-loop turn share one write (rate-limit checks under load).
+    enableAutoPipelining: true,
     maxRetriesPerRequest: 1,
     connectTimeout: 3000,
     retryStrategy: (attempt) => Math.min(attempt * 250, 5000),
