@@ -23,7 +23,7 @@ beforeAll(async () => {
     startGateway({ env: { OLLAMA_BACKENDS: backends, DISCOVERY_INTERVAL_S: '1', OLLAMA_CONNECT_TIMEOUT_S: '0.5' } }),
     startGateway({ env: { OLLAMA_BACKENDS: backends, DISCOVERY_INTERVAL_S: '60' } }),
   ])
-})
+}, 30_000)
 afterAll(async () => {
   await Promise.all([fast?.stop(), slow?.stop()])
   for (const f of [gpuA, gpuB, gpuC]) await f.stop()

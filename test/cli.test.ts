@@ -14,7 +14,7 @@ let db: FreshDatabase
 beforeAll(async () => {
   fake.start()
   db = await freshDatabase()
-})
+}, 30_000)
 afterAll(async () => {
   await fake.stop()
   await db.drop()

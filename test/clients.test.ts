@@ -16,7 +16,7 @@ beforeAll(async () => {
   gw = await startGateway({ env: { OLLAMA_BASE_URL: fake.url } })
   ollama = new Ollama({ host: gw.url, headers: gw.auth })
   openai = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: gw.adminKey, maxRetries: 0 })
-})
+}, 30_000)
 afterAll(async () => {
   await gw.stop()
   await fake.stop()

@@ -27,7 +27,7 @@ beforeAll(async () => {
   }
   // Both replicas migrate the same empty database at once.
   ;[a, b] = await Promise.all([startGateway({ env }), startGateway({ env })])
-})
+}, 30_000)
 afterAll(async () => {
   await Promise.all([a?.stop(), b?.stop()])
   await db?.drop()

@@ -56,7 +56,7 @@ for (const mode of modes) {
     beforeAll(async () => {
       env = { OLLAMA_BASE_URL: fake.url, KEY_CACHE_TTL_S: '300', ...(await mode.env()) }
       gw = await startGateway({ env })
-    })
+    }, 30_000)
     afterAll(async () => {
       await gw.stop()
       await mode.cleanup()

@@ -20,7 +20,7 @@ let gw: GatewayProcess
 beforeAll(async () => {
   fake.start()
   gw = await startGateway({ env: { OLLAMA_BASE_URL: fake.url, CORS_ORIGINS: 'https://app.example, https://other.example' } })
-})
+}, 30_000)
 afterAll(async () => {
   await gw.stop()
   await fake.stop()

@@ -12,7 +12,7 @@ beforeAll(async () => {
   gw = await startGateway({
     env: { OLLAMA_BASE_URL: fake.url, OLLAMA_AUTH_TOKEN: 'upstream-secret', OLLAMA_READ_TIMEOUT_S: '1', MAX_BODY_MB: '1' },
   })
-})
+}, 30_000)
 afterAll(async () => {
   await gw.stop()
   await fake.stop()

@@ -11,7 +11,7 @@ beforeAll(async () => {
   fake.start()
   db = await freshDatabase()
   redisUrl = await freshRedis(10)
-})
+}, 30_000)
 afterAll(async () => {
   await fake.stop()
   await db.drop()
@@ -64,7 +64,7 @@ describe('metering (SPEC §4.9), embedded', () => {
   let gw: GatewayProcess
   beforeAll(async () => {
     gw = await startGateway({ env: { OLLAMA_BASE_URL: fake.url } })
-  })
+  }, 30_000)
   afterAll(() => gw.stop())
 
   test('NDJSON: byte-identical with the final line split at every offset; counts equal upstream', async () => {
@@ -212,7 +212,7 @@ describe('limits across two replicas sharing Redis (SPEC §4.4)', () => {
     const adminKey = (await import('../src/keys/format.ts')).newKey().token
     env = { OLLAMA_BASE_URL: fake.url, DATABASE_URL: db.url, REDIS_URL: redisUrl, BOOTSTRAP_ADMIN_KEY: adminKey }
     ;[a, b] = await Promise.all([startGateway({ env }), startGateway({ env })])
-  })
+  }, 30_000)
   afterAll(() => Promise.all([a.stop(), b.stop()]))
 
   const call = (gw: GatewayProcess, key: string, path = '/api/chat') =>
@@ -243,7 +243,7 @@ describe('limits across two replicas sharing Redis (SPEC §4.4)', () => {
     const v1 = await call(a, key, '/v1/chat/completions')
     expect(v1.status).toBe(429)
     expect((await v1.json()).error).toMatchObject({ type: 'rate_limit_error', code: 'rate_limited' })
-  })
+  }, 40_000)
 
   test('max_concurrency=2 holds across replicas', async () => {
     const { key } = await newKey(a, { name: 'conc', limits: { max_concurrency: 2 } })
