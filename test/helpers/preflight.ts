@@ -1,5 +1,6 @@
 // Runs once before the suite (bunfig.toml preload). The suite needs a real Postgres and Redis; when
 // either is unreachable it stops here with one message saying how to start them, never skipping.
+import { existsSync } from 'node:fs'
 import { Redis } from 'ioredis'
 import postgres from 'postgres'
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from './infra.ts'
@@ -32,11 +33,17 @@ async function checkRedis(): Promise<string | undefined> {
   }
 }
 
-const problems = (await Promise.all([checkPostgres(), checkRedis()])).filter(Boolean)
+// The browser test drives a real Chromium; the TLS test makes a certificate with openssl.
+const chromium = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+const tools = [
+  existsSync(chromium) ? undefined : `Chromium at ${chromium} (apt-get install chromium, or set CHROMIUM_PATH)`,
+  Bun.which('openssl') ? undefined : 'openssl (apt-get install openssl)',
+]
+const problems = [...(await Promise.all([checkPostgres(), checkRedis()])), ...tools].filter(Boolean)
 if (problems.length > 0) {
   process.stderr.write(
-    `\nThe tests need a real Postgres and Redis, and cannot reach them:\n${problems.map((p) => `  - ${p}`).join('\n')}\n\n` +
-      'Start them locally (Debian/Ubuntu):\n' +
+    `\nThe tests need a real Postgres and Redis, Chromium and openssl; missing:\n${problems.map((p) => `  - ${p}`).join('\n')}\n\n` +
+      'Start Postgres and Redis locally (Debian/Ubuntu):\n' +
       '  pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start\n' +
       '  redis-server --daemonize yes --port 6379 --save "" --appendonly no\n' +
       'or point TEST_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test) and\n' +
