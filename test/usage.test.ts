@@ -250,7 +250,12 @@ describe('limits across two replicas sharing Redis (SPEC §4.4)', () => {
     fake.perModel.set('llama3.2', { firstByteDelayMs: 600 })
     try {
       const statuses = await Promise.all(
-        Array.from({ length: 6 }, (_, i) => call(i % 2 ? a : b, key).then(async (r) => (await r.text(), r.status))),
+        Array.from({ length: 6 }, (_, i) =>
+          call(i % 2 ? a : b, key).then(async (r) => {
+            await r.text()
+            return r.status
+          }),
+        ),
       )
       expect(statuses.filter((s) => s === 200)).toHaveLength(2)
       expect(statuses.filter((s) => s === 429)).toHaveLength(4)

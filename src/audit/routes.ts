@@ -2,8 +2,7 @@
 // key, model and day over a time range). Scope `admin`.
 import { Elysia, t } from 'elysia'
 import { GatewayError } from '../errors.ts'
-import { requireScope } from '../keys/guard.ts'
-import { requestIdOf } from '../proxy/headers.ts'
+import { adminResolve } from '../keys/guard.ts'
 import type { Services } from '../services.ts'
 import type { AuditOutcome } from './event.ts'
 
@@ -33,10 +32,7 @@ function time(name: string, value: string | undefined): number | undefined {
 
 export function adminAuditRoutes(services: Services) {
   return new Elysia({ name: 'admin-audit', prefix: '/admin' })
-    .resolve(async ({ request, set }) => {
-      set.headers['x-request-id'] = requestIdOf(request)
-      return { admin: await requireScope(services, request, 'admin') }
-    })
+    .resolve(adminResolve(services))
     .get(
       '/audit',
       async ({ query }) => {

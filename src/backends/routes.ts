@@ -1,8 +1,7 @@
 // SPEC §4.11: GET /admin/backends (health, models, loaded models, in flight, queue, breaker) and
 // POST /admin/backends/refresh (poll every backend now).
 import { Elysia, t } from 'elysia'
-import { requireScope } from '../keys/guard.ts'
-import { requestIdOf } from '../proxy/headers.ts'
+import { adminResolve } from '../keys/guard.ts'
 import type { Services } from '../services.ts'
 
 const BackendView = t.Object({
@@ -24,10 +23,7 @@ const List = t.Object({ backends: t.Array(BackendView) })
 export function adminBackendRoutes(services: Services) {
   const view = () => ({ backends: services.backends.all.map((b) => b.describe()) as Array<typeof BackendView.static> })
   return new Elysia({ name: 'admin-backends', prefix: '/admin' })
-    .resolve(async ({ request, set }) => {
-      set.headers['x-request-id'] = requestIdOf(request)
-      return { admin: await requireScope(services, request, 'admin') }
-    })
+    .resolve(adminResolve(services))
     .get('/backends', view, { response: List, detail: { tags: ['admin'], summary: 'Backends: health, models, load, queue, breaker' } })
     .post(
       '/backends/refresh',

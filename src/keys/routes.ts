@@ -3,9 +3,8 @@
 import { Elysia, t } from 'elysia'
 import { recordAdminEvent } from '../audit/admin-event.ts'
 import { GatewayError } from '../errors.ts'
-import { requestIdOf } from '../proxy/headers.ts'
 import type { Services } from '../services.ts'
-import { requireScope } from './guard.ts'
+import { adminResolve } from './guard.ts'
 import { KeyView, keyView, LimitsSchema, ScopeSchema } from './present.ts'
 import type { KeyPatch } from './service.ts'
 
@@ -64,10 +63,7 @@ const errors = { 400: AdminError, 401: AdminError, 403: AdminError, 404: AdminEr
 export function adminKeyRoutes(services: Services) {
   const { keys } = services
   return new Elysia({ name: 'admin-keys', prefix: '/admin' })
-    .resolve(async ({ request, set }) => {
-      set.headers['x-request-id'] = requestIdOf(request)
-      return { admin: await requireScope(services, request, 'admin') }
-    })
+    .resolve(adminResolve(services))
     .post(
       '/keys',
       async ({ body, set, request, admin }) => {
