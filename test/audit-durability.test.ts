@@ -153,10 +153,15 @@ describe('audit durability (SPEC §4.10)', () => {
       pg('start')
       await waitPostgres(db.url)
       current = await startGateway({ env: { ...env, DATA_DIR: gw.dataDir, BOOTSTRAP_ADMIN_KEY: gw.adminKey } })
-      const rows = await auditRows(db.url, id, served)
-      process.stderr.write(`audit (SIGTERM mid-outage): ${served} served, ${rows} rows\n`)
+      // Around the SIGTERM a request can be answered by the gateway while its client sees the connection
+      // close: it was served, and audited. The gateway's own account is its request log line (stdout,
+      // independent of the audit path); the client's count is a lower bound.
+      const answered = gw.logs.filter((l) => l.msg === 'request' && l.path === '/api/chat').length
+      const rows = await auditRows(db.url, id, answered)
+      process.stderr.write(`audit (SIGTERM mid-outage): ${answered} answered (${served} seen by the client), ${rows} rows\n`)
       expect(served).toBeGreaterThan(300)
-      expect(rows).toBe(served)
+      expect(rows).toBe(answered)
+      expect(rows).toBeGreaterThanOrEqual(served)
       expect(readdirSync(`${gw.dataDir}/audit-spill`)).toEqual([])
     } finally {
       pg('start')

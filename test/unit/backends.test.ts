@@ -105,3 +105,31 @@ describe('FairAdmission', () => {
     expect(q.waiting).toBe(0)
   })
 })
+
+describe('upstream credentials (SPEC §3.2)', () => {
+  const limits = { maxConnections: 1, maxQueue: 1, maxQueueWaitMs: 1000, breakerCooldownMs: 1000 }
+  test('Authorization gets the scheme; another header gets the raw token; a backend token wins', async () => {
+    const { Backend } = await import('../../src/backends/backend.ts')
+    const cfg = { name: 'gpu', url: 'http://h:1', weight: 1 }
+    expect(new Backend(cfg, { header: 'Authorization', scheme: 'Bearer', token: 't1' }, limits).authHeader).toEqual([
+      'Authorization',
+      'Bearer t1',
+    ])
+    expect(new Backend(cfg, { header: 'authorization', scheme: 'Token', token: 't1' }, limits).authHeader).toEqual([
+      'authorization',
+      'Token t1',
+    ])
+    expect(new Backend(cfg, { header: 'X-Upstream-Key', scheme: 'Bearer', token: 't1' }, limits).authHeader).toEqual([
+      'X-Upstream-Key',
+      't1',
+    ])
+    expect(new Backend({ ...cfg, token: 'own' }, { header: 'Authorization', scheme: 'Bearer', token: 't1' }, limits).authHeader).toEqual([
+      'Authorization',
+      'Bearer own',
+    ])
+    expect(new Backend(cfg, { header: 'Authorization', scheme: 'Bearer' }, limits).authHeader).toBeUndefined()
+    expect(new Backend({ ...cfg, url: 'http://user:pw@h:1' }, { header: 'Authorization', scheme: 'Bearer' }, limits).describe().url).toBe(
+      'http://h:1',
+    )
+  })
+})
