@@ -115,8 +115,7 @@ export function createProxy(deps: ProxyDeps) {
       ttfb_ms: x.ttfbMs === undefined ? null : round(x.ttfbMs),
       prompt_tokens: usage?.prompt ?? null,
       completion_tokens: usage?.completion ?? null,
-      tokens_partial:
-        Boolean(usage?.partial) || (result.outcome !== 'ok' && usage !== undefined && !usage.partial && usage.prompt === null),
+      tokens_partial: Boolean(usage?.partial),
       bytes_in: x.bytesIn ?? null,
       bytes_out: result.bytesOut,
       error: result.error ?? null,
@@ -286,9 +285,14 @@ export function createProxy(deps: ProxyDeps) {
       x.status = upstream.status
       x.ttfbMs = performance.now() - x.startedAt
 
-      const done = (result: RelayResult) => {
+      // The backend's slot is freed exactly once, however the answer ends; `finish` runs in `done` or,
+      // on an error thrown from here, in `fail`.
+      const releaseBackend = () => {
         backend.inFlight--
         releaseSlot()
+      }
+      const done = (result: RelayResult) => {
+        releaseBackend()
         // SPEC §4.6: a pull, create, copy or delete through the gateway refreshes that backend at once.
         if (CHANGES_MODELS.has(endpoint.path) && result.outcome === 'ok') void deps.discovery.poll(backend)
         finish(x, result)
@@ -311,8 +315,8 @@ export function createProxy(deps: ProxyDeps) {
           x.meter?.chunk(bytes)
           done({ outcome: 'ok', bytesOut: bytes.byteLength })
           return new Response(bytes, { status: upstream.status, headers: responseHeaders })
-        } catch (err) {
-          done({ outcome: 'error', bytesOut: 0, error: err instanceof Error ? err.message : String(err) })
+        } catch {
+          releaseBackend()
           throw new UpstreamFailure(backend.name, 'reset', `backend '${backend.name}' broke off its answer`)
         } finally {
           clearTimeout(timer)

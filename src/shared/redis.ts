@@ -37,7 +37,3 @@ export async function connectRedis(redis: Redis, ms: number): Promise<boolean> {
   )
   return Promise.race([connected, new Promise<boolean>((resolve) => setTimeout(() => resolve(false), ms))])
 }
-
-export function redisUp(redis: Redis | undefined): boolean {
-  return redis?.status === 'ready'
-}
