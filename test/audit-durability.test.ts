@@ -15,7 +15,7 @@ beforeAll(() => {
 afterAll(async () => {
   pg('start')
   await fake.stop()
-})
+}, 30_000)
 
 function pg(action: 'start' | 'stop'): void {
   const command = process.env.PG_RESTART_COMMAND

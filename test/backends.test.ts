@@ -27,7 +27,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all([fast?.stop(), slow?.stop()])
   for (const f of [gpuA, gpuB, gpuC]) await f.stop()
-})
+}, 30_000)
 
 const chat = (gw: GatewayProcess, model: string, path = '/api/chat', extra: Record<string, string> = {}) =>
   fetch(gw.url + path, { method: 'POST', headers: { ...gw.auth, ...extra }, body: JSON.stringify({ model, messages: [], stream: false }) })

@@ -31,7 +31,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await gw?.stop()
   await fake.stop()
-})
+}, 30_000)
 
 test('Swagger UI on the binary: operations listed, Authorize with a key, GET /admin/keys executed', async () => {
   const browser = await chromium.launch({

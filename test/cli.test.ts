@@ -18,7 +18,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await fake.stop()
   await db.drop()
-})
+}, 30_000)
 
 function cli(args: string[], env: Record<string, string>): { code: number; out: string; err: string } {
   const proc = Bun.spawnSync([BUN, join(ROOT, 'src/main.ts'), ...args], { env: { PATH: process.env.PATH ?? '', TMPDIR: '/tmp', ...env } })

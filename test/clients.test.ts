@@ -20,7 +20,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await gw.stop()
   await fake.stop()
-})
+}, 30_000)
 beforeEach(() => fake.reset())
 
 const sentLines = (path: string) =>

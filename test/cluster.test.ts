@@ -32,7 +32,7 @@ afterAll(async () => {
   await Promise.all([a?.stop(), b?.stop()])
   await db?.drop()
   await fake.stop()
-})
+}, 30_000)
 
 const use = (gw: GatewayProcess, key: string) => fetch(`${gw.url}/api/tags`, { headers: { authorization: `Bearer ${key}` } })
 async function create(name: string): Promise<{ key: string; id: string }> {

@@ -60,7 +60,7 @@ for (const mode of modes) {
     afterAll(async () => {
       await gw.stop()
       await mode.cleanup()
-    })
+    }, 30_000)
 
     test('create → use → revoke → 401 "API key revoked"', async () => {
       const created = await createKey({ name: 'alice', scopes: ['inference'] })

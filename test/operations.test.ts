@@ -24,7 +24,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await gw.stop()
   await fake.stop()
-})
+}, 30_000)
 
 describe('metrics (SPEC §4.12)', () => {
   test('Prometheus text format, with values that match the traffic sent', async () => {

@@ -16,7 +16,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await gw.stop()
   await fake.stop()
-})
+}, 30_000)
 beforeEach(() => fake.reset())
 
 const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>

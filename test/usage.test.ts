@@ -15,7 +15,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await fake.stop()
   await db.drop()
-})
+}, 30_000)
 
 interface AuditRow {
   request_id: string
@@ -65,7 +65,7 @@ describe('metering (SPEC §4.9), embedded', () => {
   beforeAll(async () => {
     gw = await startGateway({ env: { OLLAMA_BASE_URL: fake.url } })
   }, 30_000)
-  afterAll(() => gw.stop())
+  afterAll(() => gw.stop(), 30_000)
 
   test('NDJSON: byte-identical with the final line split at every offset; counts equal upstream', async () => {
     const final = (ndjsonLines('/api/chat', 'llama3.2', { ...fake.behaviour }).at(-1) as string).length
@@ -213,7 +213,7 @@ describe('limits across two replicas sharing Redis (SPEC §4.4)', () => {
     env = { OLLAMA_BASE_URL: fake.url, DATABASE_URL: db.url, REDIS_URL: redisUrl, BOOTSTRAP_ADMIN_KEY: adminKey }
     ;[a, b] = await Promise.all([startGateway({ env }), startGateway({ env })])
   }, 30_000)
-  afterAll(() => Promise.all([a.stop(), b.stop()]))
+  afterAll(() => Promise.all([a.stop(), b.stop()]), 30_000)
 
   const call = (gw: GatewayProcess, key: string, path = '/api/chat') =>
     fetch(gw.url + path, {
