@@ -79,7 +79,7 @@ function rssKb(pid?: number): number | undefined {
   }
 }
 
-function wrk(url: string, key: string | undefined, seconds: number): { rps: number; errors: string } {
+function wrk(url: string, key: string | undefined, seconds: number): { rps: number; errors: string; requests: number; failed: number } {
   const res = spawnSync(['wrk', '-t1', '-c32', `-d${seconds}s`, '-s', join(import.meta.dir, 'post.lua'), url], {
     env: { ...process.env, BENCH_KEY: key ?? 'none' },
   })
@@ -87,7 +87,14 @@ function wrk(url: string, key: string | undefined, seconds: number): { rps: numb
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? Number.NaN)
   const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1]
   const socket = /Socket errors: (.*)/.exec(out)?.[1]
-  return { rps, errors: [non2xx ? `${non2xx} non-2xx` : '', socket ?? ''].filter(Boolean).join('; ') || '0' }
+  const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0)
+  const socketErrors = [...(socket ?? '').matchAll(/\d+/g)].reduce((sum, m) => sum + Number(m[0]), 0)
+  return {
+    rps,
+    errors: [non2xx ? `${non2xx} non-2xx` : '', socket ?? ''].filter(Boolean).join('; ') || '0',
+    requests,
+    failed: Number(non2xx ?? 0) + socketErrors,
+  }
 }
 
 function load(mode: 'rate' | 'stream', url: string, key: string | undefined, a: number, b = 0) {
@@ -241,6 +248,35 @@ for (const target of targets.filter((t) => !only || t.name === 'direct' || only.
   rows.push(row)
 }
 
+// ---- soak: a million requests through the cluster gateway, everything on ------------------------
+// SPEC §7: RSS after warm-up vs at the end (and its peak), and zero errors. wrk runs in 10 s slices
+// so RSS is sampled along the way; the key has limits, so the Redis limiter runs on every request.
+async function soak(target: Target, total: number) {
+  const url = `${target.url}/api/chat`
+  let warm = 0
+  while (warm < total / 10) warm += wrk(url, target.key, 10).requests
+  const rssWarm = rssKb(target.pid) ?? 0
+  let requests = 0
+  let failed = 0
+  let peak = rssWarm
+  const t0 = performance.now()
+  while (requests < total) {
+    const slice = wrk(url, target.key, 10)
+    requests += slice.requests
+    failed += slice.failed
+    peak = Math.max(peak, rssKb(target.pid) ?? 0)
+    process.stderr.write(`  soak: ${requests.toLocaleString('en')} requests, RSS ${rssKb(target.pid)} KiB\n`)
+  }
+  const seconds = (performance.now() - t0) / 1000
+  return { warm, requests, failed, seconds, rssWarm, rssPeak: peak, rssEnd: rssKb(target.pid) ?? 0 }
+}
+const soakTarget = targets.find((t) => t.name === 'cluster-limits')
+let soakResult: Awaited<ReturnType<typeof soak>> | undefined
+if (soakTarget && (!only || only.includes('soak'))) {
+  process.stderr.write('soak...\n')
+  soakResult = await soak(soakTarget, quick ? 200_000 : 1_000_000)
+}
+
 // ---- keys: a cold key's first request (argon2) vs its next one (cache hit) -----------------------
 async function coldKeys(target: Target, n: number) {
   const first: number[] = []
@@ -351,6 +387,14 @@ if (revocation)
     `Revocation across two replicas (Postgres LISTEN/NOTIFY), ${revocation.trials} trials: p50 ${f(revocation.p50_ms)} ms, p99 ${f(revocation.p99_ms)} ms, max ${f(revocation.max_ms)} ms, missed ${revocation.missed}.`,
     '',
   )
+if (soakResult) {
+  const growth = ((soakResult.rssEnd - soakResult.rssWarm) / soakResult.rssWarm) * 100
+  const peakGrowth = ((soakResult.rssPeak - soakResult.rssWarm) / soakResult.rssWarm) * 100
+  lines.push(
+    `Soak (cluster, key with limits, everything on): ${soakResult.requests.toLocaleString('en')} requests in ${f(soakResult.seconds, 0)} s after a warm-up of ${soakResult.warm.toLocaleString('en')}; errors ${soakResult.failed}. RSS after warm-up ${soakResult.rssWarm} KiB, at the end ${soakResult.rssEnd} KiB (${growth >= 0 ? '+' : ''}${f(growth, 1)}%), peak ${soakResult.rssPeak} KiB (${peakGrowth >= 0 ? '+' : ''}${f(peakGrowth, 1)}%); target: growth under 10%, zero errors.`,
+    '',
+  )
+}
 const previous = (() => {
   try {
     const text = readFileSync(join(import.meta.dir, 'RESULTS.md'), 'utf8')
