@@ -4,7 +4,7 @@
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { AuditEvent } from '../src/audit/event.ts'
+import { type AuditEvent, newEventId } from '../src/audit/event.ts'
 import { createLogger } from '../src/log.ts'
 import { PostgresStore } from '../src/store/postgres.ts'
 import { SqliteStore } from '../src/store/sqlite.ts'
@@ -16,7 +16,7 @@ const keys = Array.from({ length: 1000 }, (_, i) => `benchkey${String(i).padStar
 
 function event(i: number, start: number): AuditEvent {
   return {
-    event_id: crypto.randomUUID(),
+    event_id: newEventId(start + i),
     time: start + i,
     request_id: `r${i}`,
     key_id: keys[i % keys.length] as string,

@@ -374,7 +374,7 @@ const withLimits = rows.find((r) => r.target.name === 'cluster-limits')
 const withoutLimits = rows.find((r) => r.target.name === 'cluster')
 if (withLimits && withoutLimits) {
   lines.push(
-    `Limits (Redis: a Lua admit before each request; one finish script per key for the requests that end in the same event-loop turn) on vs off, same cluster process: ${f(withLimits.rps, 0)} vs ${f(withoutLimits.rps, 0)} req/s (${pct(withLimits.rps, withoutLimits.rps)}); p50/p99 at 2k req/s ${f(withLimits.rate?.latency_ms.p50)} / ${f(withLimits.rate?.latency_ms.p99)} vs ${f(withoutLimits.rate?.latency_ms.p50)} / ${f(withoutLimits.rate?.latency_ms.p99)} ms. Metering and the audit log are on in every gateway row.`,
+    `Limits (Redis: a Lua admit before and one finish script after each request) on vs off, same cluster process: ${f(withLimits.rps, 0)} vs ${f(withoutLimits.rps, 0)} req/s (${pct(withLimits.rps, withoutLimits.rps)}); p50/p99 at 2k req/s ${f(withLimits.rate?.latency_ms.p50)} / ${f(withLimits.rate?.latency_ms.p99)} vs ${f(withoutLimits.rate?.latency_ms.p50)} / ${f(withoutLimits.rate?.latency_ms.p99)} ms. Metering and the audit log are on in every gateway row.`,
     '',
   )
 }

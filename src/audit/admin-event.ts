@@ -1,7 +1,7 @@
 // SPEC §4.10: admin actions and rejected admin requests are audit events too.
 import { requestIdOf } from '../proxy/headers.ts'
 import type { Services } from '../services.ts'
-import type { AuditOutcome } from './event.ts'
+import { type AuditOutcome, newEventId } from './event.ts'
 
 export interface AdminEventInput {
   readonly request: Request
@@ -16,7 +16,7 @@ export interface AdminEventInput {
 export function recordAdminEvent(services: Services, input: AdminEventInput): void {
   const url = new URL(input.request.url)
   services.audit.record({
-    event_id: crypto.randomUUID(),
+    event_id: newEventId(),
     time: Date.now(),
     request_id: requestIdOf(input.request),
     key_id: input.keyId,

@@ -1,8 +1,19 @@
 // SPEC §4.10: what one audit event holds. Prompts and outputs are never part of it.
 export type AuditOutcome = 'ok' | 'error' | 'aborted' | 'rejected'
 
+/**
+ * A new event id: a UUID version 7 (RFC 9562), the millisecond time in its first 48 bits and 74 random
+ * bits after. Time-ordered ids land at the right edge of the unique index instead of at random pages:
+ * SQLite inserts about 5x faster than with random (version 4) ids (SPEC §7, bench/RESULTS.md).
+ */
+export function newEventId(now = Date.now()): string {
+  const random = crypto.randomUUID()
+  const ms = now.toString(16).padStart(12, '0')
+  return `${ms.slice(0, 8)}-${ms.slice(8, 12)}-7${random.slice(15)}`
+}
+
 export interface AuditEvent {
-  /** Unique per event: makes a retried batch insert idempotent. */
+  /** Unique per event (a UUID v7, see newEventId): makes a retried batch insert idempotent. */
   readonly event_id: string
   /** Epoch milliseconds. */
   readonly time: number

@@ -31,23 +31,15 @@ end
 return {1, '', requests, tokens}
 `
 
-// KEYS: tokens counter, lease set. ARGV: tokens to charge, then the lease ids to free (none or more).
+// KEYS: tokens counter, lease set. ARGV: tokens to charge, lease id ('' when none).
 const FINISH = `
 if tonumber(ARGV[1]) > 0 then
   redis.call('INCRBY', KEYS[1], ARGV[1])
   redis.call('PEXPIRE', KEYS[1], ${WINDOW_MS * 2})
 end
-if #ARGV > 1 then redis.call('ZREM', KEYS[2], unpack(ARGV, 2)) end
+if ARGV[2] ~= '' then redis.call('ZREM', KEYS[2], ARGV[2]) end
 return 1
 `
-
-/** The requests of one key (and window) that ended in the same event-loop turn: one FINISH for all. */
-interface Finishing {
-  readonly tokenKey: string
-  readonly set: string
-  charge: number
-  readonly leases: string[]
-}
 
 const keys = (keyId: string, window: number) => [
   `nnz:rl:{${keyId}}:r:${window}`,
@@ -58,7 +50,6 @@ const keys = (keyId: string, window: number) => [
 export class RedisLimiter implements RateLimiter {
   private readonly leases = new Map<string, string>()
   private readonly renewer: ReturnType<typeof setInterval>
-  private finishing = new Map<string, Finishing>()
 
   constructor(
     private readonly redis: Redis,
@@ -73,7 +64,6 @@ export class RedisLimiter implements RateLimiter {
 
   stop(): void {
     clearInterval(this.renewer)
-    if (this.finishing.size > 0) this.sendFinishes()
   }
 
   async admit(keyId: string, limits: Limits, now = Date.now()): Promise<Admission> {
@@ -110,31 +100,17 @@ export class RedisLimiter implements RateLimiter {
     let finished = false
     return {
       headers,
-      // At the end of a request the lease is freed and the tokens charged together, in one script
-      // call shared by every request of this key that ends in the same event-loop turn.
+      // One round trip at the end of a request: free the lease and charge the tokens together.
       finish: (used) => {
         if (finished) return
         finished = true
         if (lease) this.leases.delete(lease)
         const charge = limits.tpm && used > 0 ? used : 0
         if (!lease && !charge) return
-        let entry = this.finishing.get(tokenKey)
-        if (!entry) {
-          if (this.finishing.size === 0) setImmediate(() => this.sendFinishes())
-          entry = { tokenKey, set, charge: 0, leases: [] }
-          this.finishing.set(tokenKey, entry)
-        }
-        entry.charge += charge
-        if (lease) entry.leases.push(lease)
+        const run = (this.redis as unknown as { nnzFinish: (...a: unknown[]) => Promise<unknown> }).nnzFinish
+        run.call(this.redis, tokenKey, set, charge, lease).catch(() => {})
       },
     }
-  }
-
-  private sendFinishes(): void {
-    const batch = this.finishing
-    this.finishing = new Map()
-    const run = (this.redis as unknown as { nnzFinish: (...a: unknown[]) => Promise<unknown> }).nnzFinish
-    for (const { tokenKey, set, charge, leases } of batch.values()) run.call(this.redis, tokenKey, set, charge, ...leases).catch(() => {})
   }
 
   /** Live requests keep their leases; one pipeline per renewal round. */

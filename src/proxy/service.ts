@@ -1,6 +1,6 @@
 // The request path of every proxied endpoint (SPEC §4.8): authenticate, read the body once, choose
 // backends (§4.7), forward, relay the answer. Framework-free: it takes a Request and returns a Response.
-import type { AuditOutcome } from '../audit/event.ts'
+import { type AuditOutcome, newEventId } from '../audit/event.ts'
 import type { AuditWriter } from '../audit/writer.ts'
 import type { Backend } from '../backends/backend.ts'
 import type { DiscoveryPoller } from '../backends/poller.ts'
@@ -99,7 +99,7 @@ export function createProxy(deps: ProxyDeps) {
     const outcome: AuditOutcome = status === 401 || status === 403 || status === 429 ? 'rejected' : result.outcome
     // SPEC §4.10: one event per proxied or rejected request; never prompts or outputs.
     deps.audit.record({
-      event_id: crypto.randomUUID(),
+      event_id: newEventId(),
       time: Date.now(),
       request_id: x.meta.requestId,
       key_id: x.key?.id ?? x.keyId ?? null,
