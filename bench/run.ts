@@ -1,6 +1,7 @@
 // `npm run bench`: one run, one machine, every target side by side (SPEC §7). Starts the fake
 // upstream, the anchors (direct, nginx, bare Bun proxy) and the gateway, measures each the same way,
-// and writes bench/RESULTS.md.   Options: --quick (shorter runs), --only name,name
+// and writes bench/RESULTS.md.   Options: --quick (shorter runs, a 200k soak), --only name,name (of nginx,
+// bare, noauth, embedded, multi, cluster, cluster-limits, soak, revocation; soak needs cluster)
 
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
