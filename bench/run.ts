@@ -18,8 +18,8 @@ const args = process.argv.slice(2)
 const quick = args.includes('--quick')
 const only = args.includes('--only') ? (args[args.indexOf('--only') + 1] ?? '').split(',') : undefined
 const SATURATE_S = quick ? 4 : 6
-const SATURATE_ROUNDS = quick ? 1 : 3
-const RATE_S = quick ? 5 : 10
+const ROUNDS = quick ? 1 : 3
+const RATE_S = quick ? 5 : 6
 const STREAMS = quick ? 5 : 10
 const RATE = 2000
 
@@ -35,6 +35,8 @@ interface Row {
   rps?: number
   /** Each saturation round's req/s; `rps` is their median. */
   wrkRuns?: number[]
+  /** Each fixed-rate round's p99; `rate` is the round with the median p99. */
+  rateP99s?: number[]
   wrkErrors?: string
   rate?: { sent: number; errors: number; latency_ms: Record<string, number> }
   stream?: { errors: number; ttfb_ms: Record<string, number>; chunk_delay_ms: Record<string, number> }
@@ -236,7 +238,7 @@ if (benchDb) {
 }
 
 // ---- measure ----------------------------------------------------------------------------------
-// Saturation runs round-robin over the targets, SATURATE_ROUNDS times, and each target's median is
+// Saturation runs round-robin over the targets, ROUNDS times, and each target's median is
 // reported: the machine's noise (±20% between runs) then falls on every target alike.
 const rows: Row[] = targets.filter((t) => !only || t.name === 'direct' || only.includes(t.name)).map((target) => ({ target }))
 for (const row of rows) {
@@ -244,8 +246,8 @@ for (const row of rows) {
   row.rssBefore = rssKb(row.target.pid)
 }
 const samples = new Map<Row, Array<{ rps: number; errors: string }>>(rows.map((r) => [r, []]))
-for (let round = 1; round <= SATURATE_ROUNDS; round++) {
-  process.stderr.write(`saturation round ${round} of ${SATURATE_ROUNDS}...\n`)
+for (let round = 1; round <= ROUNDS; round++) {
+  process.stderr.write(`saturation round ${round} of ${ROUNDS}...\n`)
   for (const row of rows) {
     samples.get(row)?.push(wrk(`${row.target.url}/api/chat`, row.target.key, SATURATE_S))
     await Bun.sleep(300)
@@ -258,9 +260,20 @@ for (const row of rows) {
   row.wrkRuns = runs.map((r) => Math.round(r.rps))
   row.wrkErrors = runs.every((r) => r.errors === '0') ? '0' : runs.map((r) => r.errors).join(' / ')
 }
+// The fixed-rate latency likewise: ROUNDS rounds in turn, the round with the median p99 reported.
+const rateRuns = new Map<Row, NonNullable<Row['rate']>[]>(rows.map((r) => [r, []]))
+for (let round = 1; round <= ROUNDS; round++) {
+  process.stderr.write(`fixed rate round ${round} of ${ROUNDS}...\n`)
+  for (const row of rows) rateRuns.get(row)?.push(load('rate', `${row.target.url}/api/chat`, row.target.key, RATE, RATE_S))
+}
 for (const row of rows) {
-  process.stderr.write(`measuring ${row.target.name} at ${RATE} req/s and streaming...\n`)
-  row.rate = load('rate', `${row.target.url}/api/chat`, row.target.key, RATE, RATE_S)
+  const runs = rateRuns.get(row) ?? []
+  const sorted = [...runs].sort((a, b) => (a.latency_ms.p99 ?? 0) - (b.latency_ms.p99 ?? 0))
+  const median = sorted[Math.floor(sorted.length / 2)]
+  // Errors of every round count, not only the reported one's.
+  if (median) row.rate = { ...median, errors: runs.reduce((sum, r) => sum + r.errors, 0) }
+  row.rateP99s = runs.map((r) => r.latency_ms.p99 ?? Number.NaN)
+  process.stderr.write(`streaming through ${row.target.name}...\n`)
   row.stream = load('stream', `${row.target.url}/api/chat`, row.target.key, STREAMS)
   row.rssAfter = rssKb(row.target.pid)
 }
@@ -349,19 +362,19 @@ lines.push(
   `Versions: bun ${Bun.version} · ${version(['nginx', '-v']) || spawnSync(['nginx', '-v']).stderr.toString().trim()} · ${version(['wrk', '-v']) || 'wrk'}`,
 )
 lines.push(
-  `Method: \`npm run bench${quick ? ' --quick' : ''}\`. One small non-streamed \`/api/chat\` against the fake upstream. Saturated: wrk, 1 thread, 32 connections, ${SATURATE_S} s, ${SATURATE_ROUNDS} rounds taken in turn over all targets, median reported (every round in the last column). Fixed rate: open-loop client at ${RATE} req/s for ${RATE_S} s, latency from the scheduled send time. Streaming: ${STREAMS} sequential chats of 200 chunks (one per 5 ms); chunk delay = arrival at the client − upstream send stamp. RSS of the proxy process before/after the run (KiB).`,
+  `Method: \`npm run bench${quick ? ' --quick' : ''}\`. One small non-streamed \`/api/chat\` against the fake upstream. Saturated: wrk, 1 thread, 32 connections, ${SATURATE_S} s, ${ROUNDS} rounds taken in turn over all targets, median reported (every round in the last column). Fixed rate: open-loop client at ${RATE} req/s for ${RATE_S} s, latency from the scheduled send time, ${ROUNDS} rounds in turn, the round with the median p99 reported (every round's p99 in the last column). Streaming: ${STREAMS} sequential chats of 200 chunks (one per 5 ms); chunk delay = arrival at the client − upstream send stamp. RSS of the proxy process before/after the run (KiB).`,
   '',
 )
 lines.push(
-  '| target | saturated req/s | vs bare Bun | vs nginx | p50 ms @2k | p99 ms @2k | added p50 | added p99 | TTFB p50 ms | chunk delay p50 / p99 ms | added chunk p99 | RSS before → after KiB | errors | saturated rounds req/s |',
+  '| target | saturated req/s | vs bare Bun | vs nginx | p50 ms @2k | p99 ms @2k | added p50 | added p99 | TTFB p50 ms | chunk delay p50 / p99 ms | added chunk p99 | RSS before → after KiB | errors | saturated rounds req/s | p99 rounds ms |',
 )
-lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|')
+lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|')
 for (const r of rows) {
   const lat = r.rate?.latency_ms ?? {}
   const dl = direct.rate?.latency_ms ?? {}
   const cd = r.stream?.chunk_delay_ms ?? {}
   lines.push(
-    `| ${r.target.label} | ${f(r.rps, 0)} | ${pct(r.rps, bare?.rps)} | ${pct(r.rps, nginxRow?.rps)} | ${f(lat.p50)} | ${f(lat.p99)} | ${r === direct ? '-' : plus(lat.p50, dl.p50)} | ${r === direct ? '-' : plus(lat.p99, dl.p99)} | ${f(r.stream?.ttfb_ms.p50)} | ${f(cd.p50)} / ${f(cd.p99)} | ${r === direct ? '-' : plus(cd.p99, direct.stream?.chunk_delay_ms.p99)} | ${r.rssBefore ?? 'n/a'} → ${r.rssAfter ?? 'n/a'} | wrk ${r.wrkErrors}; rate ${r.rate?.errors ?? 'n/a'}; stream ${r.stream?.errors ?? 'n/a'} | ${r.wrkRuns?.join(' / ') ?? 'n/a'} |`,
+    `| ${r.target.label} | ${f(r.rps, 0)} | ${pct(r.rps, bare?.rps)} | ${pct(r.rps, nginxRow?.rps)} | ${f(lat.p50)} | ${f(lat.p99)} | ${r === direct ? '-' : plus(lat.p50, dl.p50)} | ${r === direct ? '-' : plus(lat.p99, dl.p99)} | ${f(r.stream?.ttfb_ms.p50)} | ${f(cd.p50)} / ${f(cd.p99)} | ${r === direct ? '-' : plus(cd.p99, direct.stream?.chunk_delay_ms.p99)} | ${r.rssBefore ?? 'n/a'} → ${r.rssAfter ?? 'n/a'} | wrk ${r.wrkErrors}; rate ${r.rate?.errors ?? 'n/a'}; stream ${r.stream?.errors ?? 'n/a'} | ${r.wrkRuns?.join(' / ') ?? 'n/a'} | ${r.rateP99s?.map((v) => f(v)).join(' / ') ?? 'n/a'} |`,
   )
 }
 lines.push('')
