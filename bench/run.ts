@@ -207,6 +207,7 @@ if (!only || only.includes('multi')) {
   })
 }
 const benchDb = !only || only.includes('cluster') ? await freshDatabase() : undefined
+let clusterGateway: Subprocess | undefined
 if (benchDb) {
   const gw = start(
     [bun, 'src/main.ts'],
@@ -214,6 +215,7 @@ if (benchDb) {
     'gateway-cluster',
   )
   await waitHttp('http://127.0.0.1:19084/healthz')
+  clusterGateway = gw
   targets.push({
     name: 'cluster',
     label: 'neuronetz-gateway, cluster (Postgres + Redis), key without limits',
@@ -335,6 +337,9 @@ const revocation =
   !only || only.includes('revocation')
     ? JSON.parse(spawnSync([bun, join(import.meta.dir, 'revocation.ts'), quick ? '30' : '100']).stdout.toString())
     : undefined
+// The cluster gateway goes first: it would keep reconnecting to the dropped database until exit.
+clusterGateway?.kill('SIGTERM')
+await clusterGateway?.exited
 await benchDb?.drop()
 process.stderr.write('measuring audit inserts and queries...\n')
 const auditBench = JSON.parse(spawnSync([bun, join(import.meta.dir, 'audit.ts'), quick ? '200000' : '1000000']).stdout.toString())
