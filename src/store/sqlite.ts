@@ -2,8 +2,9 @@
 // API on Bun and Deno and works inside the compiled binary (STACK).
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { DatabaseSync, type SQLInputValue } from 'node:sqlite'
+import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite'
 import {
+  AUDIT_COLUMNS,
   type AuditEvent,
   type AuditQuery,
   decodeAuditCursor,
@@ -13,23 +14,21 @@ import {
   type UsageRow,
 } from '../audit/event.ts'
 import { SQLITE_MIGRATIONS } from './migrations.ts'
-import { AuditInserter, SQLITE_PRAGMAS } from './sqlite-audit.ts'
 import { decodeCursor, encodeCursor, type KeyChanges, type KeyListQuery, type KeyPage, type KeyRecord, type Store } from './store.ts'
 
 type Row = Record<string, SQLInputValue>
 
+const AUDIT_ROWS_PER_STATEMENT = 100
+
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const
   private readonly db: DatabaseSync
-  private readonly audit: AuditInserter
 
   constructor(dataDir: string) {
     mkdirSync(dataDir, { recursive: true })
-    const file = join(dataDir, 'neuronetz.db')
-    this.db = new DatabaseSync(file)
+    this.db = new DatabaseSync(join(dataDir, 'neuronetz.db'))
     // WAL lets the CLI read and write while a gateway runs; busy_timeout waits out its locks.
-    this.db.exec(SQLITE_PRAGMAS)
-    this.audit = new AuditInserter(this.db)
+    this.db.exec('pragma journal_mode = wal; pragma busy_timeout = 5000; pragma synchronous = normal;')
   }
 
   async migrate(): Promise<void> {
@@ -159,7 +158,35 @@ export class SqliteStore implements Store {
   }
 
   async insertAudit(events: readonly AuditEvent[]): Promise<void> {
-    this.audit.insert(events)
+    if (events.length === 0) return
+    // A multi-row insert: one statement per batch of up to 100 rows (22 columns each, well under
+    // SQLite's variable limit), far cheaper than one statement per row on the event loop.
+    const params: SQLInputValue[] = []
+    this.db.exec('begin')
+    try {
+      for (let i = 0; i < events.length; i += AUDIT_ROWS_PER_STATEMENT) {
+        const chunk = events.slice(i, i + AUDIT_ROWS_PER_STATEMENT)
+        params.length = 0
+        for (const e of chunk)
+          for (const c of AUDIT_COLUMNS) params.push(c === 'tokens_partial' ? (e.tokens_partial ? 1 : 0) : (e[c] as SQLInputValue))
+        this.auditInsert(chunk.length).run(...params)
+      }
+      this.db.exec('commit')
+    } catch (err) {
+      this.db.exec('rollback')
+      throw err
+    }
+  }
+
+  private readonly auditStatements = new Map<number, StatementSync>()
+  private auditInsert(rows: number): StatementSync {
+    let stmt = this.auditStatements.get(rows)
+    if (!stmt) {
+      const row = `(${AUDIT_COLUMNS.map(() => '?').join(', ')})`
+      stmt = this.db.prepare(`insert or ignore into audit_events (${AUDIT_COLUMNS.join(', ')}) values ${Array(rows).fill(row).join(', ')}`)
+      this.auditStatements.set(rows, stmt)
+    }
+    return stmt
   }
 
   async queryAudit(q: AuditQuery): Promise<{ items: StoredAuditEvent[]; nextCursor: string | null }> {
