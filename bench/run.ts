@@ -163,22 +163,18 @@ if (!only || only.includes('bare')) {
   targets.push({ name: 'bare', label: 'bare Bun proxy (Bun.serve + fetch)', url: 'http://127.0.0.1:19081', pid: bare.pid })
 }
 const gatewayEnv = { HOST: '127.0.0.1', OLLAMA_BASE_URL: upstream, LOG_FORMAT: 'json', BOOTSTRAP_ADMIN_KEY: BENCH_KEY }
+/** One gateway process on `port`, ready to serve; its log goes to bench/.work/gateway-<name>.log. */
+async function startGateway(name: string, entry: string, port: number, env: Record<string, string>): Promise<Subprocess> {
+  const gw = start([bun, entry], { ...gatewayEnv, PORT: String(port), ...env }, `gateway-${name}`)
+  await waitHttp(`http://127.0.0.1:${port}/healthz`)
+  return gw
+}
 if (!only || only.includes('noauth')) {
-  const gw = start(
-    [bun, 'bench/gateway-noauth.ts'],
-    { ...gatewayEnv, PORT: '19083', DATA_DIR: join(work, `data-noauth-${Date.now()}`) },
-    'gateway-noauth',
-  )
-  await waitHttp('http://127.0.0.1:19083/healthz')
+  const gw = await startGateway('noauth', 'bench/gateway-noauth.ts', 19083, { DATA_DIR: join(work, `data-noauth-${Date.now()}`) })
   targets.push({ name: 'noauth', label: 'gateway, auth replaced by allow-all (bench only)', url: 'http://127.0.0.1:19083', pid: gw.pid })
 }
 if (!only || only.includes('embedded')) {
-  const gw = start(
-    [bun, 'src/main.ts'],
-    { ...gatewayEnv, PORT: '19080', DATA_DIR: join(work, `data-embedded-${Date.now()}`) },
-    'gateway-embedded',
-  )
-  await waitHttp('http://127.0.0.1:19080/healthz')
+  const gw = await startGateway('embedded', 'src/main.ts', 19080, { DATA_DIR: join(work, `data-embedded-${Date.now()}`) })
   targets.push({
     name: 'embedded',
     label: 'neuronetz-gateway, embedded (SQLite, in-process)',
@@ -192,12 +188,10 @@ if (!only || only.includes('multi')) {
   for (const port of [19435, 19436]) start([bun, 'test/helpers/fake-ollama.ts', String(port)], {}, `fake-${port}`)
   await Promise.all([waitHttp('http://127.0.0.1:19435/api/version'), waitHttp('http://127.0.0.1:19436/api/version')])
   const backends = `a=${upstream},b=http://127.0.0.1:19435,c=http://127.0.0.1:19436`
-  const gw = start(
-    [bun, 'src/main.ts'],
-    { ...gatewayEnv, OLLAMA_BACKENDS: backends, PORT: '19085', DATA_DIR: join(work, `data-multi-${Date.now()}`) },
-    'gateway-multi',
-  )
-  await waitHttp('http://127.0.0.1:19085/healthz')
+  const gw = await startGateway('multi', 'src/main.ts', 19085, {
+    OLLAMA_BACKENDS: backends,
+    DATA_DIR: join(work, `data-multi-${Date.now()}`),
+  })
   targets.push({
     name: 'multi',
     label: 'neuronetz-gateway, embedded, 3 backends',
@@ -209,12 +203,11 @@ if (!only || only.includes('multi')) {
 const benchDb = !only || only.includes('cluster') ? await freshDatabase() : undefined
 let clusterGateway: Subprocess | undefined
 if (benchDb) {
-  const gw = start(
-    [bun, 'src/main.ts'],
-    { ...gatewayEnv, PORT: '19084', DATABASE_URL: benchDb.url, REDIS_URL: await freshRedis(15), DATA_DIR: join(work, 'data-cluster') },
-    'gateway-cluster',
-  )
-  await waitHttp('http://127.0.0.1:19084/healthz')
+  const gw = await startGateway('cluster', 'src/main.ts', 19084, {
+    DATABASE_URL: benchDb.url,
+    REDIS_URL: await freshRedis(15),
+    DATA_DIR: join(work, 'data-cluster'),
+  })
   clusterGateway = gw
   targets.push({
     name: 'cluster',
