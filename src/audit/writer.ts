@@ -74,7 +74,8 @@ export class AuditWriter {
         // buffer is current then.
         const batch = this.buffer.splice(0, this.batchSize)
         try {
-          await this.store.insertAudit(batch)
+          // After a failure the store may have kept a batch whose commit we never saw.
+          await this.store.insertAudit(batch, { mayRepeat: this.failures > 0 })
         } catch (err) {
           this.buffer.unshift(...batch)
           throw err
@@ -85,7 +86,7 @@ export class AuditWriter {
         if (this.buffer.length > 0) await new Promise((resolve) => setImmediate(resolve))
       }
       if (this.spill.hasPending()) {
-        const replayed = await this.spill.replay((events) => this.store.insertAudit(events), this.batchSize)
+        const replayed = await this.spill.replay((events) => this.store.insertAudit(events, { mayRepeat: true }), this.batchSize)
         if (replayed > 0) {
           this.metrics.auditFlushed.inc({}, replayed)
           this.log.info('audit spill replayed', { events: replayed })

@@ -13,6 +13,7 @@ export interface Usage {
 export type MeterKind = 'native' | 'openai' | 'none'
 
 const TAIL = 4096
+const MAX_COUNT = 2 ** 31 - 1
 const NEWLINE = 10
 const decoder = new TextDecoder()
 
@@ -20,7 +21,9 @@ function lastNumber(text: string, field: string): number | undefined {
   const re = new RegExp(`"${field}":\\s*(\\d+)`, 'g')
   let found: number | undefined
   for (let m = re.exec(text); m; m = re.exec(text)) found = Number(m[1])
-  return found
+  // The audit columns are 32-bit integers: an absurd count from a broken upstream must not make the
+  // event unstorable (a batch that can never be inserted would hold up the audit log).
+  return found === undefined ? undefined : Math.min(found, MAX_COUNT)
 }
 
 export class MeterTap implements StreamTap {

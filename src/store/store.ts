@@ -65,8 +65,12 @@ export interface Store {
   countKeys(): Promise<number>
   /** Batched `last_used_at` updates (never one write per request). */
   touchKeys(lastUsed: ReadonlyMap<string, number>): Promise<void>
-  /** Multi-row insert; events already stored (same event_id) are skipped, so a retried batch is safe. */
-  insertAudit(events: readonly AuditEvent[]): Promise<void>
+  /**
+   * Multi-row insert; events already stored (same event_id) are skipped, so a retried batch is safe.
+   * `mayRepeat` says the batch may have been stored before (a retry, a spill replay): a store may take
+   * a faster path for batches that cannot hold duplicates.
+   */
+  insertAudit(events: readonly AuditEvent[], opts?: { readonly mayRepeat?: boolean }): Promise<void>
   queryAudit(query: AuditQuery): Promise<{ items: StoredAuditEvent[]; nextCursor: string | null }>
   usage(query: UsageQuery): Promise<UsageRow[]>
   /** Deletes events older than `before` (epoch ms); returns how many. */
