@@ -15,9 +15,10 @@ export interface AdminEventInput {
 
 export function recordAdminEvent(services: Services, input: AdminEventInput): void {
   const url = new URL(input.request.url)
+  const now = Date.now()
   services.audit.record({
-    event_id: newEventId(),
-    time: Date.now(),
+    event_id: newEventId(now),
+    time: now,
     request_id: requestIdOf(input.request),
     key_id: input.keyId,
     client_ip: services.runtime.clientIp(input.request),

@@ -27,12 +27,17 @@ export class FairAdmission {
     return this.queued
   }
 
+  /** A slot now, without waiting, or undefined when the caller must queue (`acquire`). */
+  tryAcquire(): (() => void) | undefined {
+    if (this.active >= this.limit || this.queued > 0) return undefined
+    this.active++
+    return this.releaser()
+  }
+
   /** Resolves with a release function once a slot is held. */
   acquire(key: string, backend: string): Promise<() => void> {
-    if (this.active < this.limit && this.queued === 0) {
-      this.active++
-      return Promise.resolve(this.releaser())
-    }
+    const now = this.tryAcquire()
+    if (now) return Promise.resolve(now)
     if (this.queued >= this.maxQueue) {
       return Promise.reject(
         new GatewayError('queue_full', `backend '${backend}' is busy and its queue is full; retry shortly`, { 'retry-after': '2' }),

@@ -50,7 +50,11 @@ export class Authenticator implements KeyAuthenticator {
   /** A burst of first requests with one new key shares one load and one argon2 verification. */
   private readonly verifying = new Map<string, Promise<KeyRecord>>()
 
-  constructor(private readonly deps: AuthenticatorDeps) {}
+  private readonly memoryHit: () => void
+
+  constructor(private readonly deps: AuthenticatorDeps) {
+    this.memoryHit = deps.metrics.keyCacheHits.bind({ layer: 'memory' })
+  }
 
   async authenticate(headers: Headers, clientIp: string): Promise<KeyRecord> {
     const token = tokenFrom(headers)
@@ -63,7 +67,7 @@ export class Authenticator implements KeyAuthenticator {
 
     const local = cache.getLocal(parsed.id, now)
     if (local) {
-      metrics.keyCacheHits.inc({ layer: 'memory' })
+      this.memoryHit()
       return this.accept(local, digest, clientIp, now)
     }
     // Beyond this point a failure costs a Redis or store round trip, and possibly argon2.

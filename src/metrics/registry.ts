@@ -39,6 +39,13 @@ export class Counter extends Metric {
   inc(labels: Labels = {}, by = 1): void {
     this.entry(labels).value += by
   }
+  /** One series, looked up once: a hot path whose labels are known ahead skips the lookup per call. */
+  bind(labels: Labels): (by?: number) => void {
+    const e = this.entry(labels)
+    return (by = 1) => {
+      e.value += by
+    }
+  }
 }
 
 export class Gauge extends Metric {
@@ -65,12 +72,22 @@ export class Histogram {
   ) {}
 
   observe(labels: Labels, value: number): void {
+    this.bind(labels)(value)
+  }
+
+  /** One series, looked up once (see Counter.bind). */
+  bind(labels: Labels): (value: number) => void {
     const key = labelKey(labels)
     let s = this.series.get(key)
     if (!s) {
       s = { labels, counts: new Array(this.buckets.length).fill(0), sum: 0, count: 0 }
       this.series.set(key, s)
     }
+    const series = s
+    return (value) => this.add(series, value)
+  }
+
+  private add(s: { counts: number[]; sum: number; count: number }, value: number): void {
     for (let i = 0; i < this.buckets.length; i++) if (value <= (this.buckets[i] as number)) s.counts[i] = (s.counts[i] as number) + 1
     s.sum += value
     s.count++

@@ -17,8 +17,14 @@ const MAX_COUNT = 2 ** 31 - 1
 const NEWLINE = 10
 const decoder = new TextDecoder()
 
+const FIELDS = new Map<string, RegExp>()
 function lastNumber(text: string, field: string): number | undefined {
-  const re = new RegExp(`"${field}":\\s*(\\d+)`, 'g')
+  let re = FIELDS.get(field)
+  if (!re) {
+    re = new RegExp(`"${field}":\\s*(\\d+)`, 'g')
+    FIELDS.set(field, re)
+  }
+  re.lastIndex = 0
   let found: number | undefined
   for (let m = re.exec(text); m; m = re.exec(text)) found = Number(m[1])
   // The audit columns are 32-bit integers: an absurd count from a broken upstream must not make the

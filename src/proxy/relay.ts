@@ -24,6 +24,8 @@ export interface StreamTap {
 export interface RelayOptions {
   readonly abort: AbortController
   readonly readTimeoutMs: number
+  /** The request's deadline timer, taken over (re-armed per chunk, cleared at the end); else one is made. */
+  readonly deadline?: ReturnType<typeof startTimer>
   readonly contentType: string | null
   readonly tap?: StreamTap
   readonly onDone: (result: RelayResult) => void
@@ -43,7 +45,8 @@ export function relayBody(body: ReadableStream<Uint8Array>, opts: RelayOptions):
     opts.onDone(error === undefined ? { outcome, bytesOut } : { outcome, bytesOut, error })
   }
   // One timer per stream, re-armed on each chunk: `refresh()` avoids an allocation per chunk.
-  const timer = startTimer(() => abort.abort(new UpstreamTimeout(opts.readTimeoutMs / 1000)), opts.readTimeoutMs)
+  const timer = opts.deadline ?? startTimer(() => abort.abort(new UpstreamTimeout(opts.readTimeoutMs / 1000)), opts.readTimeoutMs)
+  timer.refresh()
 
   return new ReadableStream<Uint8Array>(
     {

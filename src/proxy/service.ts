@@ -1,5 +1,7 @@
 // The request path of every proxied endpoint (SPEC §4.8): authenticate, read the body once, choose
 // backends (§4.7), forward, relay the answer. Framework-free: it takes a Request and returns a Response.
+
+import { setTimeout as startTimer } from 'node:timers'
 import { type AuditOutcome, newEventId } from '../audit/event.ts'
 import type { AuditWriter } from '../audit/writer.ts'
 import type { Backend } from '../backends/backend.ts'
@@ -78,12 +80,54 @@ function meterKind(path: string): MeterKind {
     return 'openai'
   return 'none'
 }
+interface RouteSeries {
+  readonly requests: (status: number) => () => void
+  readonly latency: (seconds: number) => void
+  readonly ttfb: (seconds: number) => void
+}
+
 const STREAMED_USAGE = new Set(['/v1/chat/completions', '/v1/completions'])
 /** Non-streaming answers up to this size are read whole (see below). */
 const WHOLE_BODY_MAX = 1024 * 1024
 
 export function createProxy(deps: ProxyDeps) {
   const { config, log, metrics, backends } = deps
+
+  // Labels are bounded: the route template, never the raw path (SPEC §4.12). Each route's series are
+  // looked up once, not per request.
+  const routeSeries = new Map<Endpoint, RouteSeries>()
+  const seriesOf = (endpoint: Endpoint): RouteSeries => {
+    let series = routeSeries.get(endpoint)
+    if (!series) {
+      const route = endpoint.path
+      const byStatus = new Map<number, () => void>()
+      series = {
+        requests: (status) => {
+          let inc = byStatus.get(status)
+          if (!inc) {
+            inc = metrics.requests.bind({ route, method: endpoint.method, status: String(status) })
+            byStatus.set(status, inc)
+          }
+          return inc
+        },
+        latency: metrics.latency.bind({ route }),
+        ttfb: metrics.ttfb.bind({ route }),
+      }
+      routeSeries.set(endpoint, series)
+    }
+    return series
+  }
+
+  const promptTokens = new Map<string, (by: number) => void>()
+  const completionTokens = new Map<string, (by: number) => void>()
+  const tokenSeries = (series: Map<string, (by: number) => void>, model: string, kind: 'prompt' | 'completion') => {
+    let inc = series.get(model)
+    if (!inc) {
+      inc = metrics.tokens.bind({ model, kind })
+      series.set(model, inc)
+    }
+    return inc
+  }
 
   const finish = (x: Exchange, result: RelayResult) => {
     deps.inflight.leave()
@@ -92,15 +136,16 @@ export function createProxy(deps: ProxyDeps) {
     x.admission?.finish(tokens)
     if (x.key && tokens > 0) {
       const model = x.model ?? 'unknown'
-      if (usage?.prompt) metrics.tokens.inc({ model, kind: 'prompt' }, usage.prompt)
-      if (usage?.completion) metrics.tokens.inc({ model, kind: 'completion' }, usage.completion)
+      if (usage?.prompt) tokenSeries(promptTokens, model, 'prompt')(usage.prompt)
+      if (usage?.completion) tokenSeries(completionTokens, model, 'completion')(usage.completion)
     }
     const status = x.status ?? 0
     const outcome: AuditOutcome = status === 401 || status === 403 || status === 429 ? 'rejected' : result.outcome
     // SPEC §4.10: one event per proxied or rejected request; never prompts or outputs.
+    const now = Date.now()
     deps.audit.record({
-      event_id: newEventId(),
-      time: Date.now(),
+      event_id: newEventId(now),
+      time: now,
       request_id: x.meta.requestId,
       key_id: x.key?.id ?? x.keyId ?? null,
       client_ip: x.meta.clientIp,
@@ -122,11 +167,10 @@ export function createProxy(deps: ProxyDeps) {
       action: null,
       target: null,
     })
-    // Labels are bounded: the route template, never the raw path (SPEC §4.12).
-    const elapsed = (performance.now() - x.startedAt) / 1000
-    metrics.requests.inc({ route: x.endpoint.path, method: x.endpoint.method, status: String(x.status ?? 0) })
-    metrics.latency.observe({ route: x.endpoint.path }, elapsed)
-    if (x.ttfbMs !== undefined) metrics.ttfb.observe({ route: x.endpoint.path }, x.ttfbMs / 1000)
+    const series = seriesOf(x.endpoint)
+    series.requests(status)()
+    series.latency((performance.now() - x.startedAt) / 1000)
+    if (x.ttfbMs !== undefined) series.ttfb(x.ttfbMs / 1000)
     if (!log.enabled('info')) return
     log.info('request', {
       request_id: x.meta.requestId,
@@ -160,15 +204,18 @@ export function createProxy(deps: ProxyDeps) {
     return errorResponse(gatewayError, x.dialect, x.meta.requestId, mayHaveRun)
   }
 
-  /** SPEC §4.6, §4.7: who may serve this request, in order. An unknown model re-polls once before the 404. */
-  const chooseBackends = async (endpoint: Endpoint, model: string | undefined, request: Request): Promise<Backend[]> => {
+  /**
+   * SPEC §4.6, §4.7: who may serve this request, in order. Synchronous when the answer is known (the
+   * hot path); an unknown model re-polls once before the 404.
+   */
+  const chooseBackends = (endpoint: Endpoint, model: string | undefined, request: Request): Backend[] | Promise<Backend[]> => {
     if (endpoint.routing === 'manage') return backends.forManagement(endpoint.path, model, request.headers.get('x-backend'))
     if (endpoint.routing !== 'model' || model === undefined) return backends.any()
-    let order = backends.forModel(model)
-    if (!order) {
-      await deps.discovery.repollStale()
-      order = backends.forModel(model)
-    }
+    return backends.forModel(model) ?? unknownModel(model)
+  }
+  const unknownModel = async (model: string): Promise<Backend[]> => {
+    await deps.discovery.repollStale()
+    const order = backends.forModel(model)
     if (order) return order
     // A backend that is down may hold the model without our knowing: try it rather than claim a 404.
     const unknown = backends.all.filter((b) => b.health === 'down')
@@ -179,6 +226,7 @@ export function createProxy(deps: ProxyDeps) {
   return async function proxy(endpoint: Endpoint, request: Request, meta: RequestMeta): Promise<Response> {
     const x: Exchange = { meta, endpoint, dialect: dialectOf(meta.url.pathname), startedAt: performance.now() }
     deps.inflight.enter()
+    let deadline: ReturnType<typeof startTimer> | undefined
     try {
       // SPEC §4.3: the key is checked from headers alone, before a body is read.
       const key = await deps.auth.authenticate(request.headers, meta.clientIp).catch((err) => {
@@ -200,10 +248,10 @@ export function createProxy(deps: ProxyDeps) {
         if (x.model === undefined && endpoint.modelFields) throw new GatewayError('bad_request', `${endpoint.modelFields[0]} is required`)
         // /api/copy names a second model, which the key must also be allowed to use.
         const destination = endpoint.path === '/api/copy' ? parsed.json.destination : undefined
-        for (const model of [x.model, destination]) {
-          if (typeof model === 'string' && !modelAllowed(key, model))
-            throw new GatewayError('forbidden', `model '${model}' not allowed for this key`)
-        }
+        if (x.model !== undefined && !modelAllowed(key, x.model))
+          throw new GatewayError('forbidden', `model '${x.model}' not allowed for this key`)
+        if (typeof destination === 'string' && !modelAllowed(key, destination))
+          throw new GatewayError('forbidden', `model '${destination}' not allowed for this key`)
       } else if (endpoint.path === '/v1/models/*') {
         x.model = decodeURIComponent(meta.url.pathname.slice('/v1/models/'.length))
         if (!modelAllowed(key, x.model)) throw new GatewayError('forbidden', `model '${x.model}' not allowed for this key`)
@@ -233,9 +281,14 @@ export function createProxy(deps: ProxyDeps) {
       const headers = upstreamRequestHeaders(request.headers, meta.requestId)
       if (endpoint.routing === 'aggregate') return await aggregated(x, endpoint, key, headers)
 
-      const candidates = await chooseBackends(endpoint, x.model, request)
+      const chosen = chooseBackends(endpoint, x.model, request)
+      const candidates = Array.isArray(chosen) ? chosen : await chosen
       const abort = new AbortController()
       deps.clientSignal(request)?.addEventListener('abort', () => abort.abort(new ClientGone()), { once: true })
+      // One deadline per request (SPEC §3.2 OLLAMA_READ_TIMEOUT_S), re-armed for the response headers of
+      // each attempt, then for the body; the relay takes it over for streams.
+      const timeout = config.readTimeoutMs
+      deadline = startTimer(() => abort.abort(new UpstreamTimeout(timeout / 1000)), timeout)
       const target = meta.url.pathname + meta.url.search
 
       let upstream: Response | undefined
@@ -245,10 +298,11 @@ export function createProxy(deps: ProxyDeps) {
         const backend = candidates[i] as Backend
         const last = i === candidates.length - 1
         // SPEC §4.7: a fair per-backend queue; the slot is held until the response is fully relayed.
-        release = await backend.admission.acquire(key.id, backend.name)
+        release = backend.admission.tryAcquire() ?? (await backend.admission.acquire(key.id, backend.name))
         if (backend.authHeader) headers.set(backend.authHeader[0], backend.authHeader[1])
         backend.inFlight++
         backend.breaker.begin()
+        deadline.refresh()
         try {
           const res = await callUpstream({
             backend,
@@ -257,7 +311,6 @@ export function createProxy(deps: ProxyDeps) {
             headers,
             body,
             abort,
-            readTimeoutMs: config.readTimeoutMs,
           })
           // Ollama's own 502/503 (busy, overloaded) before any byte: the next candidate may do better.
           if ((res.status === 502 || res.status === 503) && !last && endpoint.body !== 'stream') {
@@ -300,7 +353,9 @@ export function createProxy(deps: ProxyDeps) {
       const responseHeaders = clientResponseHeaders(upstream.headers, meta.requestId)
       responseHeaders.set('x-backend', backend.name)
       if (x.admission) for (const [name, value] of Object.entries(x.admission.headers)) responseHeaders.set(name, value)
+      deadline.refresh()
       if (!upstream.body || endpoint.method === 'HEAD') {
+        clearTimeout(deadline)
         done({ outcome: 'ok', bytesOut: 0 })
         return new Response(null, { status: upstream.status, headers: responseHeaders })
       }
@@ -309,7 +364,6 @@ export function createProxy(deps: ProxyDeps) {
       // relaying chunk by chunk. Streams (NDJSON, SSE) and large or unsized bodies always relay.
       const length = Number(upstream.headers.get('content-length') ?? Number.NaN)
       if (!stripUsage && length <= WHOLE_BODY_MAX && !isStreamingType(upstream.headers.get('content-type'))) {
-        const timer = setTimeout(() => abort.abort(new UpstreamTimeout(config.readTimeoutMs / 1000)), config.readTimeoutMs)
         try {
           const bytes = new Uint8Array(await upstream.arrayBuffer())
           x.meter?.chunk(bytes)
@@ -319,18 +373,20 @@ export function createProxy(deps: ProxyDeps) {
           releaseBackend()
           throw new UpstreamFailure(backend.name, 'reset', `backend '${backend.name}' broke off its answer`)
         } finally {
-          clearTimeout(timer)
+          clearTimeout(deadline)
         }
       }
       const relayed = relayBody(upstream.body, {
         abort,
         readTimeoutMs: config.readTimeoutMs,
+        deadline,
         contentType: upstream.headers.get('content-type'),
         ...(x.meter ? { tap: stripUsage ? chainTaps(x.meter, new UsageChunkStripper()) : x.meter } : {}),
         onDone: done,
       })
       return new Response(relayed, { status: upstream.status, headers: responseHeaders })
     } catch (err) {
+      clearTimeout(deadline)
       return fail(x, err)
     }
   }

@@ -1,6 +1,5 @@
-// One request to one backend: native fetch, no redirects followed (SPEC §6), a deadline for the
-// response headers (SPEC §3.2 OLLAMA_READ_TIMEOUT_S) and transport failures mapped to gateway errors.
-import { setTimeout as startTimer } from 'node:timers'
+// One request to one backend: native fetch, no redirects followed (SPEC §6), and transport failures
+// mapped to gateway errors. The caller's deadline (SPEC §3.2 OLLAMA_READ_TIMEOUT_S) aborts it.
 import type { Backend } from '../backends/backend.ts'
 import { GatewayError } from '../errors.ts'
 
@@ -11,9 +10,8 @@ export interface UpstreamCall {
   readonly target: string
   readonly headers: Headers
   readonly body?: BodyInit | null
-  /** Aborts the upstream request: client disconnects and read timeouts both end here. */
+  /** Aborts the upstream request: client disconnects and read timeouts (the caller's deadline) both end here. */
   readonly abort: AbortController
-  readonly readTimeoutMs: number
 }
 
 /** Why an upstream call was aborted, so the catch can tell a timeout from a departed client. */
@@ -47,7 +45,6 @@ export class UpstreamFailure extends GatewayError {
 
 export async function callUpstream(call: UpstreamCall): Promise<Response> {
   const { backend, abort } = call
-  const timer = startTimer(() => abort.abort(new UpstreamTimeout(call.readTimeoutMs / 1000)), call.readTimeoutMs)
   const init: RequestInit & { decompress?: boolean; duplex?: 'half' } = {
     method: call.method,
     headers: call.headers,
@@ -60,8 +57,6 @@ export async function callUpstream(call: UpstreamCall): Promise<Response> {
     return await fetch(backend.url + call.target, init)
   } catch (err) {
     throw classify(err, abort.signal, backend.name)
-  } finally {
-    clearTimeout(timer)
   }
 }
 
