@@ -35,7 +35,7 @@ const COPY_GUARD_MS = 2000
 function copyRows(events: readonly AuditEvent[]): string {
   let out = ''
   for (const e of events) {
-    out += `${e.event_id}\t${new Date(e.time).toISOString()}\t${text(e.request_id)}\t${text(e.key_id)}\t${text(e.client_ip)}\t${text(e.user_agent)}\t${text(e.method)}\t${text(e.path)}\t${text(e.model)}\t${text(e.backend)}\t${e.status}\t${e.outcome}\t${value(e.latency_ms)}\t${value(e.ttfb_ms)}\t${value(e.prompt_tokens)}\t${value(e.completion_tokens)}\t${e.tokens_partial ? 't' : 'f'}\t${value(e.bytes_in)}\t${value(e.bytes_out)}\t${text(e.error)}\t${text(e.action)}\t${text(e.target)}\n`
+    out += `${e.event_id}\t${isoTime(e.time)}\t${text(e.request_id)}\t${text(e.key_id)}\t${text(e.client_ip)}\t${text(e.user_agent)}\t${text(e.method)}\t${text(e.path)}\t${text(e.model)}\t${text(e.backend)}\t${e.status}\t${e.outcome}\t${decimal(e.latency_ms)}\t${decimal(e.ttfb_ms)}\t${value(e.prompt_tokens)}\t${value(e.completion_tokens)}\t${e.tokens_partial ? 't' : 'f'}\t${value(e.bytes_in)}\t${value(e.bytes_out)}\t${text(e.error)}\t${text(e.action)}\t${text(e.target)}\n`
   }
   return out
 }
@@ -47,6 +47,26 @@ function text(v: string | null): string {
 }
 function value(v: number | null): string {
   return v === null ? '\\N' : String(v)
+}
+/** Latencies are rounded to two decimals where they are measured: formatted from integers, cheaper than a double's shortest form. */
+function decimal(v: number | null): string {
+  if (v === null) return '\\N'
+  const cents = Math.round(v * 100)
+  if (!Number.isSafeInteger(cents) || cents < 0) return String(v)
+  const rest = cents % 100
+  return `${(cents - rest) / 100}.${rest < 10 ? '0' : ''}${rest}`
+}
+// Events of one batch mostly share their second: its ISO prefix is made once.
+let isoSecond = Number.NaN
+let isoPrefix = ''
+function isoTime(ms: number): string {
+  const second = Math.floor(ms / 1000)
+  if (second !== isoSecond) {
+    isoSecond = second
+    isoPrefix = new Date(second * 1000).toISOString().slice(0, 20)
+  }
+  const rest = ms - second * 1000
+  return `${isoPrefix}${rest < 100 ? (rest < 10 ? '00' : '0') : ''}${rest}Z`
 }
 
 type Row = Record<string, unknown>

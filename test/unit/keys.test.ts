@@ -1,8 +1,9 @@
 // Pure pieces of SPEC §4.2, §4.3 and UPSTREAM §5, unit-tested.
 import { describe, expect, test } from 'bun:test'
+import { createHash } from 'node:crypto'
 import { normalizeModel, shortModel } from '../../src/backends/model-name.ts'
 import { compileAllowedModels, hasScope } from '../../src/keys/authz.ts'
-import { newKey, parseKey, tokenFrom } from '../../src/keys/format.ts'
+import { newKey, parseKey, sameDigest, secretDigest, tokenFrom } from '../../src/keys/format.ts'
 import { FailureThrottle } from '../../src/keys/throttle.ts'
 
 describe('model names (UPSTREAM §5)', () => {
@@ -80,6 +81,14 @@ describe('key format (SPEC §4.2)', () => {
     ]) {
       expect(parseKey(bad)).toBeUndefined()
     }
+  })
+  test("the cache's secret digest is SHA-256 (the runtime's native hash agrees with node:crypto)", () => {
+    for (const secret of [newKey().secret, newKey().secret, 'ünïcödé secret']) {
+      const digest = secretDigest(secret)
+      expect(digest.toString('hex')).toBe(createHash('sha256').update(secret).digest('hex'))
+      expect(sameDigest(digest, secretDigest(secret))).toBe(true)
+    }
+    expect(sameDigest(secretDigest('a'), secretDigest('b'))).toBe(false)
   })
   test('the token comes from Authorization: Bearer or x-api-key', () => {
     expect(tokenFrom(new Headers({ authorization: 'Bearer abc' }))).toBe('abc')
