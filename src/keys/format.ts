@@ -47,11 +47,11 @@ export function parseKey(token: string): ParsedKey | undefined {
   return m ? { id: m[1] as string, secret: m[2] as string } : undefined
 }
 
-/** The digest the caches hold: SHA-256 of the secret, never the secret itself. */
 // On Bun its native SHA-256 hashes into a buffer without a Hash object: about 0.1 µs per key check
 // instead of 0.4 (this runs on every request). Deno uses node:crypto.
 const nativeSha256 = typeof Bun === 'undefined' ? undefined : Bun.SHA256
 
+/** The digest the caches hold: SHA-256 of the secret, never the secret itself. */
 export function secretDigest(secret: string): Buffer {
   if (!nativeSha256) return createHash('sha256').update(secret).digest()
   const out = Buffer.allocUnsafe(32)
