@@ -66,6 +66,7 @@ export function sameDigest(a: Buffer, b: Buffer): boolean {
 /** The token from `Authorization: Bearer <key>` or `x-api-key: <key>` (SPEC §1). */
 export function tokenFrom(headers: Headers): string | undefined {
   const auth = headers.get('authorization')
+  if (auth?.startsWith('Bearer ') && auth.charCodeAt(auth.length - 1) > 32) return auth.slice(7).trimStart()
   if (auth) {
     const space = auth.indexOf(' ')
     if (space !== -1 && auth.slice(0, space).toLowerCase() === 'bearer') return auth.slice(space + 1).trim()

@@ -15,39 +15,103 @@ export type MeterKind = 'native' | 'openai' | 'none'
 const TAIL = 4096
 const MAX_COUNT = 2 ** 31 - 1
 const NEWLINE = 10
-const decoder = new TextDecoder()
 
-const FIELDS = new Map<string, RegExp>()
-function lastNumber(text: string, field: string): number | undefined {
-  let re = FIELDS.get(field)
-  if (!re) {
-    re = new RegExp(`"${field}":\\s*(\\d+)`, 'g')
-    FIELDS.set(field, re)
+const encoder = new TextEncoder()
+const KEYS = new Map<string, Uint8Array>()
+const EMPTY = new Uint8Array(0)
+const DONE = encoder.encode('"done":')
+const TRUE = encoder.encode('true')
+
+/** `"field":` as bytes, made once per field. */
+function keyOf(field: string): Uint8Array {
+  let key = KEYS.get(field)
+  if (!key) {
+    key = encoder.encode(`"${field}":`)
+    KEYS.set(field, key)
   }
-  re.lastIndex = 0
-  let found: number | undefined
-  for (let m = re.exec(text); m; m = re.exec(text)) found = Number(m[1])
-  // The audit columns are 32-bit integers: an absurd count from a broken upstream must not make the
-  // event unstorable (a batch that can never be inserted would hold up the audit log).
-  return found === undefined ? undefined : Math.min(found, MAX_COUNT)
+  return key
+}
+
+/** Where `needle` last starts in `hay` at or before `from`, or -1. */
+function lastIndexOf(hay: Uint8Array, needle: Uint8Array, from: number): number {
+  outer: for (let i = Math.min(from, hay.length - needle.length); i >= 0; i--) {
+    for (let j = 0; j < needle.length; j++) if (hay[i + j] !== needle[j]) continue outer
+    return i
+  }
+  return -1
+}
+
+/** The first index at or after `i` that is not JSON whitespace. */
+function skipSpace(bytes: Uint8Array, i: number): number {
+  while (i < bytes.length) {
+    const b = bytes[i]
+    if (b !== 32 && b !== 9 && b !== 10 && b !== 13) break
+    i++
+  }
+  return i
+}
+
+/**
+ * The number after the last `"field":` in the bytes (JSON whitespace allowed between), read in place:
+ * no decoding, no regular expression, nothing allocated per answer.
+ */
+function lastNumber(bytes: Uint8Array, field: string): number | undefined {
+  const key = keyOf(field)
+  for (let at = lastIndexOf(bytes, key, bytes.length); at !== -1; at = lastIndexOf(bytes, key, at - 1)) {
+    let i = skipSpace(bytes, at + key.length)
+    let value = 0
+    const first = i
+    for (; i < bytes.length && (bytes[i] as number) >= 48 && (bytes[i] as number) <= 57; i++)
+      value = value * 10 + ((bytes[i] as number) - 48)
+    // The audit columns are 32-bit integers: an absurd count from a broken upstream must not make the
+    // event unstorable (a batch that can never be inserted would hold up the audit log).
+    if (i > first) return Math.min(value, MAX_COUNT)
+  }
+  return undefined
+}
+
+/** Whether some `"done":` in the bytes is followed by `true`. */
+function sawDone(bytes: Uint8Array): boolean {
+  for (let at = lastIndexOf(bytes, DONE, bytes.length); at !== -1; at = lastIndexOf(bytes, DONE, at - 1)) {
+    const i = skipSpace(bytes, at + DONE.length)
+    if (lastIndexOf(bytes.subarray(i, i + TRUE.length), TRUE, 0) === 0) return true
+  }
+  return false
 }
 
 export class MeterTap implements StreamTap {
-  private tail = new Uint8Array(0)
+  /** The last TAIL bytes seen end at `len`; the buffer grows once to twice TAIL and is then reused. */
+  private buf = EMPTY
+  private len = 0
   private lines = 0
 
   constructor(private readonly kind: MeterKind) {}
 
   chunk(chunk: Uint8Array): Uint8Array {
     for (let i = chunk.indexOf(NEWLINE); i !== -1; i = chunk.indexOf(NEWLINE, i + 1)) this.lines++
-    if (chunk.byteLength >= TAIL) this.tail = chunk.slice(chunk.byteLength - TAIL)
-    else {
-      const keep = Math.min(this.tail.byteLength, TAIL - chunk.byteLength)
-      const next = new Uint8Array(keep + chunk.byteLength)
-      next.set(this.tail.subarray(this.tail.byteLength - keep))
-      next.set(chunk, keep)
-      this.tail = next
+    const n = chunk.byteLength
+    if (n >= TAIL) {
+      if (this.buf.byteLength < 2 * TAIL) this.buf = new Uint8Array(2 * TAIL)
+      this.buf.set(chunk.subarray(n - TAIL))
+      this.len = TAIL
+      return chunk
     }
+    if (this.len + n > this.buf.byteLength) {
+      if (this.buf.byteLength < 2 * TAIL) {
+        // A first chunk gets an exact copy (a non-streamed answer is one chunk); a stream's second
+        // chunk moves the window into the buffer it keeps from then on: no allocation per chunk.
+        const next = new Uint8Array(this.len === 0 ? n : 2 * TAIL)
+        next.set(this.buf.subarray(0, this.len))
+        this.buf = next
+      }
+      if (this.len + n > this.buf.byteLength) {
+        const keep = TAIL - n
+        this.buf.copyWithin(0, this.len - keep, this.len)
+        this.len = keep
+      }
+    }
+    this.buf.set(chunk, this.len)
+    this.len += n
     return chunk
   }
 
@@ -57,19 +121,19 @@ export class MeterTap implements StreamTap {
 
   usage(streamed: boolean): Usage {
     if (this.kind === 'none') return { prompt: null, completion: null, partial: false }
-    const text = decoder.decode(this.tail)
+    const bytes = this.buf.subarray(Math.max(0, this.len - TAIL), this.len)
     if (this.kind === 'native') {
       // UPSTREAM §2: every metric is omitted when zero, so a final answer without a count means 0.
-      const final = !streamed || /"done":\s*true/.test(text)
-      const prompt = lastNumber(text, 'prompt_eval_count')
-      const completion = lastNumber(text, 'eval_count')
+      const final = !streamed || sawDone(bytes)
+      const prompt = lastNumber(bytes, 'prompt_eval_count')
+      const completion = lastNumber(bytes, 'eval_count')
       if (final && (prompt !== undefined || completion !== undefined || streamed))
         return { prompt: prompt ?? 0, completion: completion ?? 0, partial: false }
       // Unfinished: one streamed line is one token.
       return { prompt: null, completion: streamed ? Math.max(0, this.lines) : null, partial: true }
     }
-    const prompt = lastNumber(text, 'prompt_tokens') ?? lastNumber(text, 'input_tokens')
-    const completion = lastNumber(text, 'completion_tokens') ?? lastNumber(text, 'output_tokens')
+    const prompt = lastNumber(bytes, 'prompt_tokens') ?? lastNumber(bytes, 'input_tokens')
+    const completion = lastNumber(bytes, 'completion_tokens') ?? lastNumber(bytes, 'output_tokens')
     if (prompt !== undefined) return { prompt, completion: completion ?? 0, partial: false }
     // An SSE event is a `data:` line plus a blank line.
     return { prompt: null, completion: streamed ? Math.floor(this.lines / 2) : null, partial: true }
@@ -83,9 +147,12 @@ export class MeterTap implements StreamTap {
 export class UsageChunkStripper implements StreamTap {
   private carry = ''
   private readonly encoder = new TextEncoder()
+  // Its own decoder: in streaming mode a decoder holds a split character's first bytes, which must not
+  // leak into another stream's text.
+  private readonly decoder = new TextDecoder()
 
   chunk(chunk: Uint8Array): Uint8Array {
-    this.carry += decoder.decode(chunk, { stream: true })
+    this.carry += this.decoder.decode(chunk, { stream: true })
     const cut = this.carry.lastIndexOf('\n\n')
     if (cut === -1) return new Uint8Array(0)
     const complete = this.carry.slice(0, cut + 2)

@@ -229,10 +229,13 @@ export function createProxy(deps: ProxyDeps) {
     let deadline: ReturnType<typeof startTimer> | undefined
     try {
       // SPEC §4.3: the key is checked from headers alone, before a body is read.
-      const key = await deps.auth.authenticate(request.headers, meta.clientIp).catch((err) => {
+      let key: KeyRecord
+      try {
+        key = await deps.auth.authenticate(request.headers, meta.clientIp)
+      } catch (err) {
         if (err instanceof AuthError && err.keyId) x.keyId = err.keyId
         throw err
-      })
+      }
       x.key = key
       if (!hasScope(key, endpoint.scope))
         throw new GatewayError('forbidden', `API key lacks the '${endpoint.scope}' scope needed for ${endpoint.path}`)
