@@ -7,8 +7,9 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { type Subprocess, spawn, spawnSync } from 'bun'
+import postgres from 'postgres'
 import { newKey } from '../src/keys/format.ts'
-import { freshDatabase, freshRedis } from '../test/helpers/infra.ts'
+import { freshDatabase, freshRedis, TEST_DATABASE_URL } from '../test/helpers/infra.ts'
 
 const root = join(import.meta.dir, '..')
 const work = join(import.meta.dir, '.work')
@@ -18,7 +19,7 @@ const args = process.argv.slice(2)
 const quick = args.includes('--quick')
 const only = args.includes('--only') ? (args[args.indexOf('--only') + 1] ?? '').split(',') : undefined
 const SATURATE_S = quick ? 4 : 6
-const ROUNDS = quick ? 1 : 3
+const ROUNDS = quick ? 1 : 5
 const RATE_S = quick ? 5 : 6
 const STREAMS = quick ? 5 : 10
 const RATE = 2000
@@ -232,6 +233,26 @@ if (benchDb) {
   })
 }
 
+// Before each measurement the shared services settle: the cluster gateway's audit rows leave Postgres
+// with checkpoint and autovacuum work that would otherwise land on whichever target runs next.
+const pgAdmin = benchDb ? postgres(TEST_DATABASE_URL, { max: 1, onnotice: () => {} }) : undefined
+async function settle(): Promise<void> {
+  if (pgAdmin) {
+    try {
+      await pgAdmin`checkpoint`
+      for (let i = 0; i < 50; i++) {
+        const [busy] = await pgAdmin<Array<{ n: number }>>`
+          select count(*)::int as n from pg_stat_activity where backend_type = 'autovacuum worker'`
+        if (!busy?.n) break
+        await Bun.sleep(200)
+      }
+    } catch {
+      // Not a superuser (TEST_DATABASE_URL elsewhere): measure without settling.
+    }
+  }
+  await Bun.sleep(300)
+}
+
 // ---- measure ----------------------------------------------------------------------------------
 // Saturation runs round-robin over the targets, ROUNDS times, and each target's median is
 // reported: the machine's noise (±20% between runs) then falls on every target alike.
@@ -244,8 +265,8 @@ const samples = new Map<Row, Array<{ rps: number; errors: string }>>(rows.map((r
 for (let round = 1; round <= ROUNDS; round++) {
   process.stderr.write(`saturation round ${round} of ${ROUNDS}...\n`)
   for (const row of rows) {
+    await settle()
     samples.get(row)?.push(wrk(`${row.target.url}/api/chat`, row.target.key, SATURATE_S))
-    await Bun.sleep(300)
   }
 }
 for (const row of rows) {
@@ -259,7 +280,10 @@ for (const row of rows) {
 const rateRuns = new Map<Row, NonNullable<Row['rate']>[]>(rows.map((r) => [r, []]))
 for (let round = 1; round <= ROUNDS; round++) {
   process.stderr.write(`fixed rate round ${round} of ${ROUNDS}...\n`)
-  for (const row of rows) rateRuns.get(row)?.push(load('rate', `${row.target.url}/api/chat`, row.target.key, RATE, RATE_S))
+  for (const row of rows) {
+    await settle()
+    rateRuns.get(row)?.push(load('rate', `${row.target.url}/api/chat`, row.target.key, RATE, RATE_S))
+  }
 }
 for (const row of rows) {
   const runs = rateRuns.get(row) ?? []
@@ -269,6 +293,7 @@ for (const row of rows) {
   if (median) row.rate = { ...median, errors: runs.reduce((sum, r) => sum + r.errors, 0) }
   row.rateP99s = runs.map((r) => r.latency_ms.p99 ?? Number.NaN)
   process.stderr.write(`streaming through ${row.target.name}...\n`)
+  await settle()
   row.stream = load('stream', `${row.target.url}/api/chat`, row.target.key, STREAMS)
   row.rssAfter = rssKb(row.target.pid)
 }
@@ -331,6 +356,7 @@ const revocation =
     ? JSON.parse(spawnSync([bun, join(import.meta.dir, 'revocation.ts'), quick ? '30' : '100']).stdout.toString())
     : undefined
 // The cluster gateway goes first: it would keep reconnecting to the dropped database until exit.
+await pgAdmin?.end()
 clusterGateway?.kill('SIGTERM')
 await clusterGateway?.exited
 await benchDb?.drop()
