@@ -22,6 +22,7 @@ import type { Endpoint } from './endpoints.ts'
 import { clientResponseHeaders, isStreamingType, upstreamRequestHeaders } from './headers.ts'
 import { chainTaps, type MeterKind, MeterTap, type Usage, UsageChunkStripper, withIncludeUsage } from './meter.ts'
 import { type RelayResult, relayBody } from './relay.ts'
+import { createProxySeries } from './series.ts'
 import { ClientGone, callUpstream, UpstreamFailure, UpstreamTimeout } from './upstream.ts'
 
 export interface ProxyDeps {
@@ -80,12 +81,6 @@ function meterKind(path: string): MeterKind {
     return 'openai'
   return 'none'
 }
-interface RouteSeries {
-  readonly requests: (status: number) => () => void
-  readonly latency: (seconds: number) => void
-  readonly ttfb: (seconds: number) => void
-}
-
 const STREAMED_USAGE = new Set(['/v1/chat/completions', '/v1/completions'])
 /** Non-streaming answers up to this size are read whole (see below). */
 const WHOLE_BODY_MAX = 1024 * 1024
@@ -93,52 +88,14 @@ const WHOLE_BODY_MAX = 1024 * 1024
 export function createProxy(deps: ProxyDeps) {
   const { config, log, metrics, backends } = deps
 
-  // Labels are bounded: the route template, never the raw path (SPEC §4.12). Each route's series are
-  // looked up once, not per request.
-  const routeSeries = new Map<Endpoint, RouteSeries>()
-  const seriesOf = (endpoint: Endpoint): RouteSeries => {
-    let series = routeSeries.get(endpoint)
-    if (!series) {
-      const route = endpoint.path
-      const byStatus = new Map<number, () => void>()
-      series = {
-        requests: (status) => {
-          let inc = byStatus.get(status)
-          if (!inc) {
-            inc = metrics.requests.bind({ route, method: endpoint.method, status: String(status) })
-            byStatus.set(status, inc)
-          }
-          return inc
-        },
-        latency: metrics.latency.bind({ route }),
-        ttfb: metrics.ttfb.bind({ route }),
-      }
-      routeSeries.set(endpoint, series)
-    }
-    return series
-  }
-
-  const promptTokens = new Map<string, (by: number) => void>()
-  const completionTokens = new Map<string, (by: number) => void>()
-  const tokenSeries = (series: Map<string, (by: number) => void>, model: string, kind: 'prompt' | 'completion') => {
-    let inc = series.get(model)
-    if (!inc) {
-      inc = metrics.tokens.bind({ model, kind })
-      series.set(model, inc)
-    }
-    return inc
-  }
+  const series = createProxySeries(metrics)
 
   const finish = (x: Exchange, result: RelayResult) => {
     deps.inflight.leave()
     const usage: Usage | undefined = x.meter?.usage(Boolean(x.stream))
     const tokens = (usage?.prompt ?? 0) + (usage?.completion ?? 0)
     x.admission?.finish(tokens)
-    if (x.key && tokens > 0) {
-      const model = x.model ?? 'unknown'
-      if (usage?.prompt) tokenSeries(promptTokens, model, 'prompt')(usage.prompt)
-      if (usage?.completion) tokenSeries(completionTokens, model, 'completion')(usage.completion)
-    }
+    if (x.key && tokens > 0) series.tokens(x.model ?? 'unknown', usage?.prompt ?? null, usage?.completion ?? null)
     const status = x.status ?? 0
     const outcome: AuditOutcome = status === 401 || status === 403 || status === 429 ? 'rejected' : result.outcome
     // SPEC §4.10: one event per proxied or rejected request; never prompts or outputs.
@@ -167,10 +124,7 @@ export function createProxy(deps: ProxyDeps) {
       action: null,
       target: null,
     })
-    const series = seriesOf(x.endpoint)
-    series.requests(status)()
-    series.latency((performance.now() - x.startedAt) / 1000)
-    if (x.ttfbMs !== undefined) series.ttfb(x.ttfbMs / 1000)
+    series.answered(x.endpoint, status, (performance.now() - x.startedAt) / 1000, x.ttfbMs === undefined ? undefined : x.ttfbMs / 1000)
     if (!log.enabled('info')) return
     log.info('request', {
       request_id: x.meta.requestId,
