@@ -4,41 +4,19 @@
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { type AuditEvent, newEventId } from '../src/audit/event.ts'
+import type { AuditEvent } from '../src/audit/event.ts'
 import { createLogger } from '../src/log.ts'
 import { PostgresStore } from '../src/store/postgres.ts'
 import { SqliteStore } from '../src/store/sqlite.ts'
 import type { Store } from '../src/store/store.ts'
+import { sampleAuditEvent } from '../test/helpers/audit-events.ts'
 import { freshDatabase } from '../test/helpers/infra.ts'
 
 const rows = Number(process.argv[2] ?? 1_000_000)
 const keys = Array.from({ length: 1000 }, (_, i) => `benchkey${String(i).padStart(4, '0')}`)
 
 function event(i: number, start: number): AuditEvent {
-  return {
-    event_id: newEventId(start + i),
-    time: start + i,
-    request_id: `r${i}`,
-    key_id: keys[i % keys.length] as string,
-    client_ip: '10.0.0.1',
-    user_agent: 'bench',
-    method: 'POST',
-    path: '/api/chat',
-    model: 'llama3.2',
-    backend: 'default',
-    status: 200,
-    outcome: 'ok',
-    latency_ms: 12.5,
-    ttfb_ms: 3.1,
-    prompt_tokens: 7,
-    completion_tokens: 3,
-    tokens_partial: false,
-    bytes_in: 120,
-    bytes_out: 900,
-    error: null,
-    action: null,
-    target: null,
-  }
+  return sampleAuditEvent(i, start + i, { key_id: keys[i % keys.length] as string })
 }
 
 async function measure(store: Store) {

@@ -261,14 +261,19 @@ for (const row of rows) {
   wrk(`${row.target.url}/api/chat`, row.target.key, 2) // warm-up
   row.rssBefore = rssKb(row.target.pid)
 }
-const samples = new Map<Row, Array<{ rps: number; errors: string }>>(rows.map((r) => [r, []]))
-for (let round = 1; round <= ROUNDS; round++) {
-  process.stderr.write(`saturation round ${round} of ${ROUNDS}...\n`)
-  for (const row of rows) {
-    await settle()
-    samples.get(row)?.push(wrk(`${row.target.url}/api/chat`, row.target.key, SATURATE_S))
+/** `measure` for every row, ROUNDS times taken in turn over the rows, with Postgres settled before each. */
+async function inTurn<T>(what: string, measure: (row: Row) => T): Promise<Map<Row, T[]>> {
+  const runs = new Map<Row, T[]>(rows.map((r) => [r, []]))
+  for (let round = 1; round <= ROUNDS; round++) {
+    process.stderr.write(`${what} round ${round} of ${ROUNDS}...\n`)
+    for (const row of rows) {
+      await settle()
+      runs.get(row)?.push(measure(row))
+    }
   }
+  return runs
 }
+const samples = await inTurn('saturation', (row) => wrk(`${row.target.url}/api/chat`, row.target.key, SATURATE_S))
 for (const row of rows) {
   const runs = samples.get(row) ?? []
   const median = [...runs].sort((a, b) => a.rps - b.rps)[Math.floor(runs.length / 2)]
@@ -277,14 +282,10 @@ for (const row of rows) {
   row.wrkErrors = runs.every((r) => r.errors === '0') ? '0' : runs.map((r) => r.errors).join(' / ')
 }
 // The fixed-rate latency likewise: ROUNDS rounds in turn, the round with the median p99 reported.
-const rateRuns = new Map<Row, NonNullable<Row['rate']>[]>(rows.map((r) => [r, []]))
-for (let round = 1; round <= ROUNDS; round++) {
-  process.stderr.write(`fixed rate round ${round} of ${ROUNDS}...\n`)
-  for (const row of rows) {
-    await settle()
-    rateRuns.get(row)?.push(load('rate', `${row.target.url}/api/chat`, row.target.key, RATE, RATE_S))
-  }
-}
+const rateRuns = await inTurn(
+  'fixed rate',
+  (row): NonNullable<Row['rate']> => load('rate', `${row.target.url}/api/chat`, row.target.key, RATE, RATE_S),
+)
 for (const row of rows) {
   const runs = rateRuns.get(row) ?? []
   const sorted = [...runs].sort((a, b) => (a.latency_ms.p99 ?? 0) - (b.latency_ms.p99 ?? 0))

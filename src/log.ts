@@ -1,6 +1,7 @@
 // SPEC §4.12: one structured logger. Lines are batched and written once per event-loop turn so that
 // logging never costs a syscall per request; `flush()` writes synchronously on exit.
 import { writeSync } from 'node:fs'
+import { isoTime } from './shared/time.ts'
 
 export type Level = 'debug' | 'info' | 'warn' | 'error'
 const RANK: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 }
@@ -40,7 +41,7 @@ export function createLogger(opts: LoggerOptions): Logger {
 
   const write = (level: Level, msg: string, fields?: Fields) => {
     if (RANK[level] < min) return
-    const time = isoNow()
+    const time = isoTime(Date.now())
     pending.push(opts.format === 'json' ? jsonLine(time, level, msg, fields) : prettyLine(time, level, msg, fields))
     if (!scheduled) {
       scheduled = true
@@ -56,18 +57,6 @@ export function createLogger(opts: LoggerOptions): Logger {
     enabled: (level) => RANK[level] >= min,
     flush,
   }
-}
-
-// Lines written within one millisecond share their time string.
-let isoMs = Number.NaN
-let isoText = ''
-function isoNow(): string {
-  const now = Date.now()
-  if (now !== isoMs) {
-    isoMs = now
-    isoText = new Date(now).toISOString()
-  }
-  return isoText
 }
 
 function jsonLine(time: string, level: Level, msg: string, fields?: Fields): string {

@@ -6,41 +6,18 @@ import { afterAll, describe, expect, test } from 'bun:test'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { type AuditEvent, newEventId } from '../src/audit/event.ts'
+import type { AuditEvent } from '../src/audit/event.ts'
 import { createLogger } from '../src/log.ts'
 import { PostgresStore } from '../src/store/postgres.ts'
 import { SqliteStore } from '../src/store/sqlite.ts'
 import type { Store } from '../src/store/store.ts'
+import { sampleAuditEvent } from './helpers/audit-events.ts'
 import { type FreshDatabase, freshDatabase } from './helpers/infra.ts'
 
 const base = Date.UTC(2026, 10, 26, 12, 0, 0)
 
 function event(i: number, fields: Partial<AuditEvent> = {}): AuditEvent {
-  return {
-    event_id: newEventId(base + i),
-    time: base + i,
-    request_id: `req-${i}`,
-    key_id: 'k_audit_store',
-    client_ip: '192.0.2.7',
-    user_agent: 'test',
-    method: 'POST',
-    path: '/api/chat',
-    model: 'llama3.2',
-    backend: 'default',
-    status: 200,
-    outcome: 'ok',
-    latency_ms: 12.25,
-    ttfb_ms: 3.5,
-    prompt_tokens: 7,
-    completion_tokens: 3,
-    tokens_partial: false,
-    bytes_in: 120,
-    bytes_out: 900,
-    error: null,
-    action: null,
-    target: null,
-    ...fields,
-  }
+  return sampleAuditEvent(i, base + i, { key_id: 'k_audit_store', ...fields })
 }
 
 async function stored(store: Store): Promise<AuditEvent[]> {
@@ -68,10 +45,15 @@ const kinds: Array<[string, () => Promise<Store>]> = [
 ]
 
 describe.each(kinds)('audit store (SPEC §4.10): %s', (_name, open) => {
-  test('every value comes back as written: tabs, newlines, backslashes, COPY markers, unicode, nulls', async () => {
+  const migrated = async () => {
     const store = await open()
     stores.push(store)
     await store.migrate()
+    return store
+  }
+
+  test('every value comes back as written: tabs, newlines, backslashes, COPY markers, unicode, nulls', async () => {
+    const store = await migrated()
     const events = [
       event(1, {
         user_agent: 'tab\there\nnewline\r\nand \\ backslash \\N \\. end',
@@ -102,9 +84,7 @@ describe.each(kinds)('audit store (SPEC §4.10): %s', (_name, open) => {
   })
 
   test('a batch that may have been stored before (a retry, a spill replay) inserts again without duplicates', async () => {
-    const store = await open()
-    stores.push(store)
-    await store.migrate()
+    const store = await migrated()
     const [a, b, c] = [event(10), event(11), event(12)]
     await store.insertAudit([a, b] as AuditEvent[])
     await store.insertAudit([a, b] as AuditEvent[], { mayRepeat: true })
@@ -114,9 +94,7 @@ describe.each(kinds)('audit store (SPEC §4.10): %s', (_name, open) => {
   })
 
   test('a repeated batch not flagged as such is still stored once (Postgres: the rejected COPY falls back)', async () => {
-    const store = await open()
-    stores.push(store)
-    await store.migrate()
+    const store = await migrated()
     const [a, b, c] = [event(20), event(21), event(22)]
     await store.insertAudit([a, b] as AuditEvent[])
     await store.insertAudit([b, c] as AuditEvent[])

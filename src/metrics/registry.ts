@@ -71,11 +71,7 @@ export class Histogram {
     readonly buckets: readonly number[],
   ) {}
 
-  observe(labels: Labels, value: number): void {
-    this.bind(labels)(value)
-  }
-
-  /** One series, looked up once (see Counter.bind). */
+  /** One series, looked up once (see Counter.bind): observing adds to it. */
   bind(labels: Labels): (value: number) => void {
     const key = labelKey(labels)
     let s = this.series.get(key)

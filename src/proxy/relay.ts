@@ -1,7 +1,6 @@
 // SPEC §4.8: the upstream body streams to the client chunk by chunk. This wrapper adds only what a
 // gateway must: a deadline between chunks, an error line when the stream breaks after the headers
 // (SPEC §5), upstream cancellation when the client leaves, and one completion report.
-import { setTimeout as startTimer } from 'node:timers'
 import { midStreamError } from '../errors.ts'
 import { ClientGone, UpstreamTimeout } from './upstream.ts'
 
@@ -23,9 +22,8 @@ export interface StreamTap {
 
 export interface RelayOptions {
   readonly abort: AbortController
-  readonly readTimeoutMs: number
-  /** The request's deadline timer, taken over (re-armed per chunk, cleared at the end); else one is made. */
-  readonly deadline?: ReturnType<typeof startTimer>
+  /** The request's deadline timer (it aborts with UpstreamTimeout), taken over: re-armed per chunk, cleared at the end. */
+  readonly deadline: ReturnType<typeof setTimeout>
   readonly contentType: string | null
   readonly tap?: StreamTap
   readonly onDone: (result: RelayResult) => void
@@ -45,7 +43,7 @@ export function relayBody(body: ReadableStream<Uint8Array>, opts: RelayOptions):
     opts.onDone(error === undefined ? { outcome, bytesOut } : { outcome, bytesOut, error })
   }
   // One timer per stream, re-armed on each chunk: `refresh()` avoids an allocation per chunk.
-  const timer = opts.deadline ?? startTimer(() => abort.abort(new UpstreamTimeout(opts.readTimeoutMs / 1000)), opts.readTimeoutMs)
+  const timer = opts.deadline
   timer.refresh()
 
   return new ReadableStream<Uint8Array>(

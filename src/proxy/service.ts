@@ -335,7 +335,6 @@ export function createProxy(deps: ProxyDeps) {
       }
       const relayed = relayBody(upstream.body, {
         abort,
-        readTimeoutMs: config.readTimeoutMs,
         deadline,
         contentType: upstream.headers.get('content-type'),
         ...(x.meter ? { tap: stripUsage ? chainTaps(x.meter, new UsageChunkStripper()) : x.meter } : {}),

@@ -12,6 +12,7 @@ import {
   type UsageRow,
 } from '../audit/event.ts'
 import type { Logger } from '../log.ts'
+import { isoTime } from '../shared/time.ts'
 import { POSTGRES_MIGRATIONS } from './migrations.ts'
 import {
   decodeCursor,
@@ -56,19 +57,6 @@ function decimal(v: number | null): string {
   const rest = cents % 100
   return `${(cents - rest) / 100}.${rest < 10 ? '0' : ''}${rest}`
 }
-// Events of one batch mostly share their second: its ISO prefix is made once.
-let isoSecond = Number.NaN
-let isoPrefix = ''
-function isoTime(ms: number): string {
-  const second = Math.floor(ms / 1000)
-  if (second !== isoSecond) {
-    isoSecond = second
-    isoPrefix = new Date(second * 1000).toISOString().slice(0, 20)
-  }
-  const rest = ms - second * 1000
-  return `${isoPrefix}${rest < 100 ? (rest < 10 ? '00' : '0') : ''}${rest}Z`
-}
-
 type Row = Record<string, unknown>
 
 export class PostgresStore implements Store {

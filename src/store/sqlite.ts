@@ -23,6 +23,8 @@ const AUDIT_ROWS_PER_STATEMENT = 100
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const
   private readonly db: DatabaseSync
+  /** Prepared multi-row audit inserts, by row count. */
+  private readonly auditStatements = new Map<number, StatementSync>()
 
   constructor(dataDir: string) {
     mkdirSync(dataDir, { recursive: true })
@@ -178,7 +180,6 @@ export class SqliteStore implements Store {
     }
   }
 
-  private readonly auditStatements = new Map<number, StatementSync>()
   private auditInsert(rows: number): StatementSync {
     let stmt = this.auditStatements.get(rows)
     if (!stmt) {
