@@ -1,6 +1,14 @@
-// SPEC §4.10, §7: audit event ids, unit-tested.
+// SPEC §4.10, §7: audit event ids and the writer's batching, unit-tested (the writer on a real SQLite store).
 import { describe, expect, test } from 'bun:test'
-import { newEventId } from '../../src/audit/event.ts'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { type AuditEvent, newEventId } from '../../src/audit/event.ts'
+import { AuditWriter } from '../../src/audit/writer.ts'
+import { createLogger } from '../../src/log.ts'
+import { createMetrics } from '../../src/metrics/metrics.ts'
+import { SqliteStore } from '../../src/store/sqlite.ts'
+import { sampleAuditEvent } from '../helpers/audit-events.ts'
 
 describe('audit event ids (SPEC §4.10)', () => {
   test('are RFC 9562 version 7 UUIDs carrying the millisecond time', () => {
@@ -14,5 +22,40 @@ describe('audit event ids (SPEC §4.10)', () => {
     const ids = Array.from({ length: 1000 }, (_, i) => newEventId(1_700_000_000_000 + Math.floor(i / 100)))
     expect(new Set(ids).size).toBe(ids.length)
     for (let i = 100; i < ids.length; i += 100) expect((ids[i - 1] as string) < (ids[i] as string)).toBe(true)
+  })
+})
+
+describe('audit writer batching (SPEC §4.10, §7)', () => {
+  /** A real SQLite store that also notes the size of every batch it is given. */
+  class CountingStore extends SqliteStore {
+    readonly batches: number[] = []
+    override async insertAudit(events: readonly AuditEvent[], _opts?: { readonly mayRepeat?: boolean }): Promise<void> {
+      this.batches.push(events.length)
+      return super.insertAudit(events)
+    }
+  }
+
+  test('full batches go out back to back; a partial remainder waits for the next flush', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nnz-audit-writer-'))
+    const store = new CountingStore(dir)
+    await store.migrate()
+    const writer = new AuditWriter(store, createLogger({ level: 'error', format: 'json' }), createMetrics(), {
+      dataDir: dir,
+      bufferSize: 1000,
+      batchSize: 10,
+    })
+    const base = Date.UTC(2026, 10, 26, 12, 0, 0)
+    // The 10th event starts a flush; 15 more arrive while its insert is in flight.
+    for (let i = 0; i < 25; i++) writer.record(sampleAuditEvent(i, base + i, { key_id: 'k_writer' }))
+    await writer.flush()
+    expect(store.batches).toEqual([10, 10])
+    expect(writer.buffered).toBe(5)
+    await writer.flush()
+    expect(store.batches).toEqual([10, 10, 5])
+    expect(writer.buffered).toBe(0)
+    const { items } = await store.queryAudit({ keyId: 'k_writer', limit: 100 })
+    expect(items.map((e) => e.request_id).sort()).toEqual(Array.from({ length: 25 }, (_, i) => `req-${i}`).sort())
+    await writer.stop(1000)
+    await store.close()
   })
 })
