@@ -1,13 +1,18 @@
 // SPEC §4.10: the audit insert on both stores, against real Postgres and SQLite. Postgres takes batches
 // through COPY (text format), so every value must survive its escaping; a batch that was already
 // stored, wholly or in part, is inserted again without error and without duplicates, flagged as a
-// possible repeat or not.
+// possible repeat or not. Events are keyed, sorted and paged by their time-ordered id (SPEC §7): pages
+// and time ranges hold exactly the right events, and migration 003 carries older rows (random ids,
+// a serial seq) over.
 import { afterAll, describe, expect, test } from 'bun:test'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { AuditEvent } from '../src/audit/event.ts'
+import { DatabaseSync } from 'node:sqlite'
+import postgres from 'postgres'
+import { AUDIT_COLUMNS, type AuditEvent } from '../src/audit/event.ts'
 import { createLogger } from '../src/log.ts'
+import { POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS } from '../src/store/migrations.ts'
 import { PostgresStore } from '../src/store/postgres.ts'
 import { SqliteStore } from '../src/store/sqlite.ts'
 import type { Store } from '../src/store/store.ts'
@@ -17,12 +22,13 @@ import { type FreshDatabase, freshDatabase } from './helpers/infra.ts'
 const base = Date.UTC(2026, 10, 26, 12, 0, 0)
 
 function event(i: number, fields: Partial<AuditEvent> = {}): AuditEvent {
-  return sampleAuditEvent(i, base + i, { key_id: 'k_audit_store', ...fields })
+  // The id is minted from the event's time, as the gateway does (ids sort as times).
+  return sampleAuditEvent(i, fields.time ?? base + i, { key_id: 'k_audit_store', ...fields })
 }
 
 async function stored(store: Store): Promise<AuditEvent[]> {
   const { items } = await store.queryAudit({ keyId: 'k_audit_store', limit: 100 })
-  return items.map(({ seq: _seq, ...rest }) => rest as AuditEvent).sort((a, b) => a.time - b.time)
+  return items.sort((a, b) => a.time - b.time)
 }
 
 const databases: FreshDatabase[] = []
@@ -103,4 +109,129 @@ describe.each(kinds)('audit store (SPEC §4.10): %s', (_name, open) => {
     await store.insertAudit([event(23)])
     expect(await stored(store)).toHaveLength(4)
   }, 15_000)
+
+  test('pages newest first by event id: every event exactly once, across events of the same millisecond', async () => {
+    const store = await migrated()
+    // 30 events over 10 milliseconds, three in each; inserted out of order.
+    const fixed = Array.from({ length: 30 }, (_, i) => event(i, { time: base + Math.floor(i / 3) }))
+    await store.insertAudit([...fixed].reverse().slice(0, 15))
+    await store.insertAudit([...fixed].reverse().slice(15))
+    const seen: string[] = []
+    let cursor: string | undefined
+    let pages = 0
+    do {
+      const page = await store.queryAudit({ keyId: 'k_audit_store', limit: 7, ...(cursor ? { cursor } : {}) })
+      seen.push(...page.items.map((e) => e.event_id))
+      cursor = page.nextCursor ?? undefined
+      pages++
+    } while (cursor)
+    expect(pages).toBe(5)
+    expect(seen).toEqual(
+      fixed
+        .map((e) => e.event_id)
+        .sort()
+        .reverse(),
+    )
+  })
+
+  test('time ranges: from inclusive, to exclusive, on the audit list, the usage report and the pruning', async () => {
+    const store = await migrated()
+    const events = Array.from({ length: 10 }, (_, i) => event(100 + i, { time: base + i * 1000 }))
+    await store.insertAudit(events)
+    const range = await store.queryAudit({ keyId: 'k_audit_store', limit: 100, from: base + 2000, to: base + 5000 })
+    expect(range.items.map((e) => e.request_id)).toEqual(['req-104', 'req-103', 'req-102'])
+    const usage = await store.usage({ from: base + 2000, to: base + 5000, keyId: 'k_audit_store' })
+    expect(usage).toEqual([
+      { day: '2026-11-26', key_id: 'k_audit_store', model: 'llama3.2', requests: 3, prompt_tokens: 21, completion_tokens: 9 },
+    ])
+    expect(await store.pruneAudit(base + 3000)).toBe(3)
+    expect((await stored(store)).map((e) => e.request_id)).toEqual([
+      'req-103',
+      'req-104',
+      'req-105',
+      'req-106',
+      'req-107',
+      'req-108',
+      'req-109',
+    ])
+  })
+
+  test('migration 003 keeps every older row, giving random (v4) ids a time-ordered id with their own random bits', async () => {
+    const legacy = await legacyStore(_name as 'Postgres' | 'SQLite')
+    // Rows written under migration 002: half with random ids, half already time-ordered.
+    const old = Array.from({ length: 6 }, (_, i) =>
+      event(200 + i, { time: base + i * 60_000, ...(i % 2 === 0 ? { event_id: crypto.randomUUID() } : {}) }),
+    )
+    await legacy.insert(old)
+    const store = await legacy.upgrade()
+    stores.push(store)
+    const rows = await stored(store)
+    expect(rows.map(({ event_id: _id, ...rest }) => rest)).toEqual(old.map(({ event_id: _id, ...rest }) => rest))
+    for (const [i, row] of rows.entries()) {
+      expect(Number.parseInt(row.event_id.replaceAll('-', '').slice(0, 12), 16)).toBe(row.time)
+      expect(row.event_id[14]).toBe('7')
+      expect(row.event_id.slice(15)).toBe((old[i] as AuditEvent).event_id.slice(15))
+    }
+    const range = await store.queryAudit({ keyId: 'k_audit_store', limit: 100, from: base + 60_000, to: base + 180_000 })
+    expect(range.items.map((e) => e.request_id)).toEqual(['req-202', 'req-201'])
+    // New events go in beside the carried-over ones.
+    await store.insertAudit([event(300, { time: base + 600_000 })])
+    expect(await stored(store)).toHaveLength(7)
+  })
 })
+
+/** A store migrated only to version 2 (the audit table with `seq`), to insert rows into and then upgrade. */
+async function legacyStore(kind: 'Postgres' | 'SQLite'): Promise<{
+  insert(events: AuditEvent[]): Promise<void>
+  upgrade(): Promise<Store>
+}> {
+  const values = (e: AuditEvent) => AUDIT_COLUMNS.map((c) => (c === 'tokens_partial' ? (e.tokens_partial ? 1 : 0) : e[c]))
+  if (kind === 'Postgres') {
+    const db = await freshDatabase()
+    databases.push(db)
+    const sql = postgres(db.url, { max: 1, onnotice: () => {} })
+    await sql`create table schema_migrations (version integer primary key, name text not null, applied_at timestamptz not null default now())`
+    for (const m of POSTGRES_MIGRATIONS.slice(0, 2)) {
+      await sql.unsafe(m.sql)
+      await sql`insert into schema_migrations (version, name) values (${m.version}, ${m.name})`
+    }
+    return {
+      async insert(events) {
+        for (const e of events) {
+          const row = values(e).map((v, i) =>
+            AUDIT_COLUMNS[i] === 'time' ? new Date(v as number) : AUDIT_COLUMNS[i] === 'tokens_partial' ? v === 1 : v,
+          )
+          await sql.unsafe(
+            `insert into audit_events (${AUDIT_COLUMNS.join(', ')}) values (${AUDIT_COLUMNS.map((_, i) => `$${i + 1}`).join(', ')})`,
+            row as never[],
+          )
+        }
+      },
+      async upgrade() {
+        await sql.end()
+        const store = new PostgresStore(db.url, createLogger({ level: 'error', format: 'json' }))
+        await store.migrate()
+        return store
+      },
+    }
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'nnz-audit-legacy-'))
+  const db = new DatabaseSync(join(dir, 'neuronetz.db'))
+  db.exec('create table schema_migrations (version integer primary key, name text not null, applied_at integer not null)')
+  for (const m of SQLITE_MIGRATIONS.slice(0, 2)) {
+    db.exec(m.sql)
+    db.prepare('insert into schema_migrations (version, name, applied_at) values (?, ?, ?)').run(m.version, m.name, Date.now())
+  }
+  return {
+    async insert(events) {
+      const stmt = db.prepare(`insert into audit_events (${AUDIT_COLUMNS.join(', ')}) values (${AUDIT_COLUMNS.map(() => '?').join(', ')})`)
+      for (const e of events) stmt.run(...(values(e) as Array<string | number | null>))
+    },
+    async upgrade() {
+      db.close()
+      const store = new SqliteStore(dir)
+      await store.migrate()
+      return store
+    },
+  }
+}

@@ -201,6 +201,10 @@ describe('metering (SPEC §4.9), embedded', () => {
     expect(llama.reduce((n: number, r: { prompt_tokens: number }) => n + r.prompt_tokens, 0)).toBeGreaterThan(70)
     const bad = await fetch(`${gw.url}/admin/audit?from=yesterday`, { headers: gw.auth })
     expect(bad.status).toBe(400)
+    // A cursor this gateway did not issue is refused, not silently read as "from the start".
+    const badCursor = await fetch(`${gw.url}/admin/audit?cursor=MTc5NTY5NDQwMDAwMDoxNw`, { headers: gw.auth })
+    expect(badCursor.status).toBe(400)
+    expect((await badCursor.json()).error.message).toContain('is not one this gateway issued')
   })
 })
 

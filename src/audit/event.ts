@@ -13,7 +13,10 @@ export function newEventId(now = Date.now()): string {
 }
 
 export interface AuditEvent {
-  /** Unique per event (a UUID v7, see newEventId): makes a retried batch insert idempotent. */
+  /**
+   * Unique per event: a UUID v7 minted from `time` (newEventId(time)). It makes a retried batch insert
+   * idempotent, and it is the stores' primary key and sort order (eventIdFloor).
+   */
   readonly event_id: string
   /** Epoch milliseconds. */
   readonly time: number
@@ -78,10 +81,6 @@ export interface AuditQuery {
   readonly cursor?: string
 }
 
-export interface StoredAuditEvent extends AuditEvent {
-  readonly seq: number
-}
-
 export interface UsageQuery {
   readonly from: number
   readonly to: number
@@ -97,13 +96,27 @@ export interface UsageRow {
   readonly completion_tokens: number
 }
 
-export function encodeAuditCursor(time: number, seq: number): string {
-  return Buffer.from(`${time}:${seq}`).toString('base64url')
+/**
+ * The smallest event id of millisecond `ms` (clamped to the 48 bits an id holds). An event's id is
+ * minted from its own time (newEventId(time)), so ids sort as times do and a time range is an id range:
+ * the stores index and page by event_id alone, with no separate time index (SPEC §7).
+ */
+export function eventIdFloor(ms: number): string {
+  const hex = Math.min(Math.max(0, Math.floor(ms)), 2 ** 48 - 1)
+    .toString(16)
+    .padStart(12, '0')
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-0000-0000-000000000000`
 }
 
-export function decodeAuditCursor(cursor: string): { time: number; seq: number } | undefined {
-  const [t, s] = Buffer.from(cursor, 'base64url').toString('utf8').split(':')
-  const time = Number(t)
-  const seq = Number(s)
-  return Number.isFinite(time) && Number.isInteger(seq) ? { time, seq } : undefined
+const EVENT_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+
+/** Paging cursor: the last event id of a page, opaque to clients; the next page starts below it. */
+export function encodeAuditCursor(eventId: string): string {
+  return Buffer.from(eventId).toString('base64url')
+}
+
+/** The event id a cursor carries, or undefined when it is not a cursor this gateway issued. */
+export function decodeAuditCursor(cursor: string): string | undefined {
+  const id = Buffer.from(cursor, 'base64url').toString('utf8')
+  return EVENT_ID.test(id) ? id : undefined
 }

@@ -4,7 +4,7 @@ import { Elysia, t } from 'elysia'
 import { GatewayError } from '../errors.ts'
 import { adminResolve } from '../keys/guard.ts'
 import type { Services } from '../services.ts'
-import type { AuditOutcome } from './event.ts'
+import { type AuditOutcome, decodeAuditCursor } from './event.ts'
 
 const Outcome = t.Union([t.Literal('ok'), t.Literal('error'), t.Literal('aborted'), t.Literal('rejected')])
 const AuditQuery = t.Object({
@@ -38,6 +38,8 @@ export function adminAuditRoutes(services: Services) {
       async ({ query }) => {
         const from = time('from', query.from)
         const to = time('to', query.to)
+        if (query.cursor !== undefined && decodeAuditCursor(query.cursor) === undefined)
+          throw new GatewayError('bad_request', `cursor '${query.cursor}' is not one this gateway issued; start again without it`)
         const page = await services.store.queryAudit({
           limit: query.limit ?? 100,
           ...(query.key_id ? { keyId: query.key_id } : {}),

@@ -7,7 +7,7 @@ import {
   type AuditQuery,
   decodeAuditCursor,
   encodeAuditCursor,
-  type StoredAuditEvent,
+  eventIdFloor,
   type UsageQuery,
   type UsageRow,
 } from '../audit/event.ts'
@@ -226,33 +226,33 @@ export class PostgresStore implements Store {
       on conflict (event_id) do nothing`
   }
 
-  async queryAudit(q: AuditQuery): Promise<{ items: StoredAuditEvent[]; nextCursor: string | null }> {
+  async queryAudit(q: AuditQuery): Promise<{ items: AuditEvent[]; nextCursor: string | null }> {
     const sql = this.sql
-    const cursor = q.cursor ? decodeAuditCursor(q.cursor) : undefined
+    // Time bounds are event id bounds (eventIdFloor): the primary key serves them and the order.
+    const before = q.cursor ? decodeAuditCursor(q.cursor) : undefined
     const conditions = [
       q.keyId ? sql`key_id = ${q.keyId}` : sql`true`,
       q.model ? sql`model = ${q.model}` : sql`true`,
       q.status !== undefined ? sql`status = ${q.status}` : sql`true`,
       q.outcome ? sql`outcome = ${q.outcome}` : sql`true`,
-      q.from !== undefined ? sql`time >= ${new Date(q.from)}` : sql`true`,
-      q.to !== undefined ? sql`time < ${new Date(q.to)}` : sql`true`,
-      cursor ? sql`(time, seq) < (${new Date(cursor.time)}, ${cursor.seq})` : sql`true`,
+      q.from !== undefined ? sql`event_id >= ${eventIdFloor(q.from)}::uuid` : sql`true`,
+      q.to !== undefined ? sql`event_id < ${eventIdFloor(q.to)}::uuid` : sql`true`,
+      before ? sql`event_id < ${before}::uuid` : sql`true`,
     ]
     const where = conditions.reduce((acc, c) => sql`${acc} and ${c}`)
-    const rows = await sql<Row[]>`select * from audit_events where ${where} order by time desc, seq desc limit ${q.limit + 1}`
+    const rows = await sql<Row[]>`select * from audit_events where ${where} order by event_id desc limit ${q.limit + 1}`
     const items = rows.slice(0, q.limit).map(
       (r) =>
         ({
           ...r,
           event_id: String(r.event_id),
-          seq: Number(r.seq),
           time: ms(r.time) as number,
           bytes_in: num(r.bytes_in),
           bytes_out: num(r.bytes_out),
-        }) as unknown as StoredAuditEvent,
+        }) as unknown as AuditEvent,
     )
     const last = items[items.length - 1]
-    return { items, nextCursor: rows.length > q.limit && last ? encodeAuditCursor(last.time, last.seq) : null }
+    return { items, nextCursor: rows.length > q.limit && last ? encodeAuditCursor(last.event_id) : null }
   }
 
   async usage(q: UsageQuery): Promise<UsageRow[]> {
@@ -261,13 +261,14 @@ export class PostgresStore implements Store {
       select to_char(date_trunc('day', time at time zone 'UTC'), 'YYYY-MM-DD') as day, key_id, model, count(*)::int as requests,
              coalesce(sum(prompt_tokens), 0)::int as prompt_tokens, coalesce(sum(completion_tokens), 0)::int as completion_tokens
       from audit_events
-      where time >= ${new Date(q.from)} and time < ${new Date(q.to)} and action is null ${q.keyId ? sql`and key_id = ${q.keyId}` : sql``}
+      where event_id >= ${eventIdFloor(q.from)}::uuid and event_id < ${eventIdFloor(q.to)}::uuid and action is null
+        ${q.keyId ? sql`and key_id = ${q.keyId}` : sql``}
       group by 1, 2, 3 order by 1, 2, 3`
     return rows as unknown as UsageRow[]
   }
 
   async pruneAudit(before: number): Promise<number> {
-    const result = await this.sql`delete from audit_events where time < ${new Date(before)}`
+    const result = await this.sql`delete from audit_events where event_id < ${eventIdFloor(before)}::uuid`
     return result.count
   }
 

@@ -9,7 +9,7 @@ import {
   type AuditQuery,
   decodeAuditCursor,
   encodeAuditCursor,
-  type StoredAuditEvent,
+  eventIdFloor,
   type UsageQuery,
   type UsageRow,
 } from '../audit/event.ts'
@@ -190,7 +190,7 @@ export class SqliteStore implements Store {
     return stmt
   }
 
-  async queryAudit(q: AuditQuery): Promise<{ items: StoredAuditEvent[]; nextCursor: string | null }> {
+  async queryAudit(q: AuditQuery): Promise<{ items: AuditEvent[]; nextCursor: string | null }> {
     const where: string[] = []
     const params: SQLInputValue[] = []
     const add = (clause: string, ...values: SQLInputValue[]) => {
@@ -201,33 +201,34 @@ export class SqliteStore implements Store {
     if (q.model) add('model = ?', q.model)
     if (q.status !== undefined) add('status = ?', q.status)
     if (q.outcome) add('outcome = ?', q.outcome)
-    if (q.from !== undefined) add('time >= ?', q.from)
-    if (q.to !== undefined) add('time < ?', q.to)
-    const cursor = q.cursor ? decodeAuditCursor(q.cursor) : undefined
-    if (cursor) add('(time < ? or (time = ? and seq < ?))', cursor.time, cursor.time, cursor.seq)
+    // Time bounds are event id bounds (eventIdFloor): the table is clustered on the id.
+    if (q.from !== undefined) add('event_id >= ?', eventIdFloor(q.from))
+    if (q.to !== undefined) add('event_id < ?', eventIdFloor(q.to))
+    const before = q.cursor ? decodeAuditCursor(q.cursor) : undefined
+    if (before) add('event_id < ?', before)
     const rows = this.db
-      .prepare(`select * from audit_events ${where.length ? `where ${where.join(' and ')}` : ''} order by time desc, seq desc limit ?`)
+      .prepare(`select * from audit_events ${where.length ? `where ${where.join(' and ')}` : ''} order by event_id desc limit ?`)
       .all(...params, q.limit + 1) as Row[]
-    const items = rows.slice(0, q.limit).map((r) => ({ ...(r as unknown as StoredAuditEvent), tokens_partial: Boolean(r.tokens_partial) }))
+    const items = rows.slice(0, q.limit).map((r) => ({ ...(r as unknown as AuditEvent), tokens_partial: Boolean(r.tokens_partial) }))
     const last = items[items.length - 1]
-    return { items, nextCursor: rows.length > q.limit && last ? encodeAuditCursor(last.time, last.seq) : null }
+    return { items, nextCursor: rows.length > q.limit && last ? encodeAuditCursor(last.event_id) : null }
   }
 
   async usage(q: UsageQuery): Promise<UsageRow[]> {
-    const params: SQLInputValue[] = [q.from, q.to]
+    const params: SQLInputValue[] = [eventIdFloor(q.from), eventIdFloor(q.to)]
     if (q.keyId) params.push(q.keyId)
     return this.db
       .prepare(
         `select date(time / 1000, 'unixepoch') as day, key_id, model, count(*) as requests,
                 coalesce(sum(prompt_tokens), 0) as prompt_tokens, coalesce(sum(completion_tokens), 0) as completion_tokens
-         from audit_events where time >= ? and time < ? and action is null ${q.keyId ? 'and key_id = ?' : ''}
+         from audit_events where event_id >= ? and event_id < ? and action is null ${q.keyId ? 'and key_id = ?' : ''}
          group by day, key_id, model order by day, key_id, model`,
       )
       .all(...params) as unknown as UsageRow[]
   }
 
   async pruneAudit(before: number): Promise<number> {
-    return Number(this.db.prepare('delete from audit_events where time < ?').run(before).changes)
+    return Number(this.db.prepare('delete from audit_events where event_id < ?').run(eventIdFloor(before)).changes)
   }
 
   /**

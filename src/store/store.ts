@@ -1,6 +1,6 @@
 // The key store and audit log behind one small interface with two real implementations (SPEC §3.1):
 // SQLite (embedded) and Postgres (cluster). Services see records, never SQL.
-import type { AuditEvent, AuditQuery, StoredAuditEvent, UsageQuery, UsageRow } from '../audit/event.ts'
+import type { AuditEvent, AuditQuery, UsageQuery, UsageRow } from '../audit/event.ts'
 import type { Scope } from '../proxy/endpoints.ts'
 
 export interface Limits {
@@ -71,7 +71,7 @@ export interface Store {
    * a faster path for batches that cannot hold duplicates.
    */
   insertAudit(events: readonly AuditEvent[], opts?: { readonly mayRepeat?: boolean }): Promise<void>
-  queryAudit(query: AuditQuery): Promise<{ items: StoredAuditEvent[]; nextCursor: string | null }>
+  queryAudit(query: AuditQuery): Promise<{ items: AuditEvent[]; nextCursor: string | null }>
   usage(query: UsageQuery): Promise<UsageRow[]>
   /** Deletes events older than `before` (epoch ms); returns how many. */
   pruneAudit(before: number): Promise<number>

@@ -3,7 +3,7 @@ import { describe, expect, test } from 'bun:test'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { type AuditEvent, newEventId } from '../../src/audit/event.ts'
+import { type AuditEvent, decodeAuditCursor, encodeAuditCursor, eventIdFloor, newEventId } from '../../src/audit/event.ts'
 import { AuditWriter } from '../../src/audit/writer.ts'
 import { createLogger } from '../../src/log.ts'
 import { createMetrics } from '../../src/metrics/metrics.ts'
@@ -16,6 +16,31 @@ describe('audit event ids (SPEC §4.10)', () => {
     const id = newEventId(at)
     expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
     expect(Number.parseInt(id.replaceAll('-', '').slice(0, 12), 16)).toBe(at)
+  })
+
+  test('a time range is an id range: the floor of a millisecond sorts below its ids and above the ones before', () => {
+    const at = Date.UTC(2026, 10, 26, 12, 0, 0, 5)
+    const floor = eventIdFloor(at)
+    expect(floor).toBe(
+      `${at
+        .toString(16)
+        .padStart(12, '0')
+        .replace(/^(.{8})/, '$1-')}-0000-0000-000000000000`,
+    )
+    for (let i = 0; i < 100; i++) {
+      expect(newEventId(at) >= floor).toBe(true)
+      expect(newEventId(at - 1) < floor).toBe(true)
+    }
+    // Out-of-range bounds (an ISO date before 1970 or past the 48-bit millisecond range) clamp.
+    expect(eventIdFloor(-5)).toBe('00000000-0000-0000-0000-000000000000')
+    expect(eventIdFloor(8.64e15)).toBe('ffffffff-ffff-0000-0000-000000000000')
+  })
+
+  test('paging cursors carry an event id and refuse anything else', () => {
+    const id = newEventId()
+    expect(decodeAuditCursor(encodeAuditCursor(id))).toBe(id)
+    for (const bad of ['', 'abc', encodeAuditCursor('1795694400000:17'), encodeAuditCursor(`${id}'; drop table`)])
+      expect(decodeAuditCursor(bad)).toBeUndefined()
   })
 
   test('sort by time across milliseconds and never repeat', () => {
