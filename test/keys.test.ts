@@ -206,6 +206,10 @@ for (const mode of modes) {
       const second = await (await admin(`/admin/keys?limit=2&name=page-&cursor=${first.next_cursor}`)).json()
       expect(second.items).toHaveLength(1)
       expect(second.next_cursor).toBeNull()
+      // A cursor this gateway did not issue is refused, not silently read as "from the start".
+      const forged = await admin('/admin/keys?limit=2&cursor=bm90LWEtY3Vyc29y')
+      expect(forged.status).toBe(400)
+      expect((await forged.json()).error.message).toContain('is not one this gateway issued')
       expect([...first.items, ...second.items].map((k: { name: string }) => k.name).sort()).toEqual(['page-0', 'page-1', 'page-2'])
       const revoked = await (await admin('/admin/keys?state=revoked')).json()
       expect(revoked.items.every((k: { state: string }) => k.state === 'revoked')).toBe(true)

@@ -4,6 +4,7 @@ import { Elysia, t } from 'elysia'
 import { recordAdminEvent } from '../audit/admin-event.ts'
 import { GatewayError } from '../errors.ts'
 import type { Services } from '../services.ts'
+import { decodeCursor } from '../store/store.ts'
 import { adminResolve } from './guard.ts'
 import { KeyView, keyView, LimitsSchema, ScopeSchema } from './present.ts'
 import type { KeyPatch } from './service.ts'
@@ -81,6 +82,8 @@ export function adminKeyRoutes(services: Services) {
     .get(
       '/keys',
       async ({ query }) => {
+        if (query.cursor !== undefined && decodeCursor(query.cursor) === undefined)
+          throw new GatewayError('bad_request', `cursor '${query.cursor}' is not one this gateway issued; start again without it`)
         const page = await keys.list({
           limit: query.limit ?? 50,
           ...(query.name ? { name: query.name } : {}),
