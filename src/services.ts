@@ -16,7 +16,7 @@ import { MemoryLimiter } from './limits/memory.ts'
 import { RedisLimiter } from './limits/redis.ts'
 import type { Logger } from './log.ts'
 import { createMetrics, type Metrics } from './metrics/metrics.ts'
-import { createProxy, type ProxyHandler } from './proxy/service.ts'
+import { createProxy, type ProxyHandler, WHOLE_ANSWER_MAX } from './proxy/service.ts'
 import { InFlight } from './runtime/inflight.ts'
 import type { Runtime } from './runtime/runtime.ts'
 import { connectRedis, openRedis } from './shared/redis.ts'
@@ -128,6 +128,8 @@ export function createServices(config: Config, log: Logger, runtime: Runtime, ov
   )
   metrics.registry.gauge('nnz_audit_buffered', 'Audit events held in memory, waiting for the store.', () => [[{}, audit.buffered]])
   metrics.registry.gauge('nnz_key_cache_entries', 'Verified keys held in the in-process cache.', () => [[{}, keyCache.size]])
+  // SPEC §7: non-streamed answers from plain-http backends come through the runtime's own client.
+  const whole = runtime.wholeClient?.({ maxBodyBytes: WHOLE_ANSWER_MAX, maxIdle: 256 })
   const proxy = createProxy({
     config,
     backends,
@@ -139,6 +141,7 @@ export function createServices(config: Config, log: Logger, runtime: Runtime, ov
     limiter,
     audit,
     clientSignal: runtime.clientSignal,
+    ...(whole ? { whole } : {}),
   })
 
   let ready = false
@@ -229,6 +232,7 @@ export function createServices(config: Config, log: Logger, runtime: Runtime, ov
       await audit.stop(Math.min(5000, config.shutdownGraceMs))
       if (limiter instanceof RedisLimiter) limiter.stop()
       for (const stop of stoppers) await stop().catch(() => {})
+      whole?.close()
       if (redis) await redis.quit().catch(() => redis.disconnect())
       await store.close()
     },

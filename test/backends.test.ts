@@ -182,6 +182,19 @@ describe('failures (SPEC §4.7)', () => {
     }
   })
 
+  test('a non-streamed answer that breaks off midway is a 502 with the reason, and is not retried', async () => {
+    gpuA.perModel.set('llama3.2', { breakWholeAfter: 20 })
+    try {
+      const before = count(gpuB)
+      const res = await chat(fast, 'llama3.2')
+      expect(res.status).toBe(502)
+      expect((await res.json()).error).toContain("backend 'gpuA' broke off its answer")
+      expect(count(gpuB)).toBe(before)
+    } finally {
+      gpuA.perModel.clear()
+    }
+  })
+
   test("Ollama's own 503 before the first byte moves to the next backend", async () => {
     gpuA.perModel.set('llama3.2', { failStatus: 503 })
     try {

@@ -51,10 +51,11 @@ export function upstreamRequestHeaders(incoming: Headers, requestId: string, aut
   return out
 }
 
-export function clientResponseHeaders(upstream: Headers, requestId: string): Headers {
+/** `bodyDecoded`: the runtime's fetch decompressed the body, so its encoding header no longer applies. */
+export function clientResponseHeaders(upstream: Headers, requestId: string, bodyDecoded = true): Headers {
   const out = new Headers()
   const listed = connectionListed(upstream)
-  const decoded = upstream.has('content-encoding')
+  const decoded = bodyDecoded && upstream.has('content-encoding')
   upstream.forEach((value, name) => {
     if (HOP_BY_HOP.has(name) || listed?.has(name)) return
     if (decoded && RESPONSE_DROP.has(name)) return

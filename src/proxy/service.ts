@@ -15,6 +15,7 @@ import { type Admission, hasLimits, type RateLimiter } from '../limits/limiter.t
 import type { Logger } from '../log.ts'
 import type { Metrics } from '../metrics/metrics.ts'
 import type { InFlight } from '../runtime/inflight.ts'
+import type { WholeClient, WholeResponse } from '../runtime/whole.ts'
 import type { KeyRecord } from '../store/store.ts'
 import { aggregateListing } from './aggregate.ts'
 import { modelOf, readJsonBody, wantsStream } from './body.ts'
@@ -23,7 +24,7 @@ import { clientResponseHeaders, isStreamingType, upstreamRequestHeaders } from '
 import { chainTaps, type MeterKind, MeterTap, type Usage, UsageChunkStripper, withIncludeUsage } from './meter.ts'
 import { type RelayResult, relayBody } from './relay.ts'
 import { createProxySeries } from './series.ts'
-import { ClientGone, callUpstream, UpstreamFailure, UpstreamTimeout } from './upstream.ts'
+import { ClientGone, callUpstream, callWhole, UpstreamFailure, UpstreamTimeout } from './upstream.ts'
 
 export interface ProxyDeps {
   readonly config: Config
@@ -37,6 +38,8 @@ export interface ProxyDeps {
   readonly audit: AuditWriter
   /** The runtime's "client went away" signal, where it means that (see runtime/). */
   readonly clientSignal: (request: Request) => AbortSignal | undefined
+  /** The runtime's client for whole exchanges, where it has one (see runtime/whole.ts). */
+  readonly whole?: WholeClient
 }
 
 export interface RequestMeta {
@@ -84,6 +87,14 @@ function meterKind(path: string): MeterKind {
 const STREAMED_USAGE = new Set(['/v1/chat/completions', '/v1/completions'])
 /** Non-streaming answers up to this size are read whole (see below). */
 const WHOLE_BODY_MAX = 1024 * 1024
+/**
+ * SPEC §7: a non-streamed generation is one small JSON answer, sent complete (UPSTREAM §6); these go
+ * through the runtime's client for whole exchanges where it has one (about half fetch's CPU on Bun).
+ * Embeddings and the rest, whose answers can be large, stay on fetch.
+ */
+const WHOLE_PATHS = new Set(['/api/chat', '/api/generate', '/v1/chat/completions', '/v1/completions'])
+/** The largest answer that client reads whole (a generation's text is far smaller). */
+export const WHOLE_ANSWER_MAX = 16 * 1024 * 1024
 
 export function createProxy(deps: ProxyDeps) {
   const { config, log, metrics, backends } = deps
@@ -247,8 +258,9 @@ export function createProxy(deps: ProxyDeps) {
       const timeout = config.readTimeoutMs
       deadline = startTimer(() => abort.abort(new UpstreamTimeout(timeout / 1000)), timeout)
       const target = meta.url.pathname + meta.url.search
+      const whole = x.stream === false && WHOLE_PATHS.has(endpoint.path) && body instanceof Uint8Array ? deps.whole : undefined
 
-      let upstream: Response | undefined
+      let upstream: Response | WholeResponse | undefined
       let served: Backend | undefined
       let release: (() => void) | undefined
       for (let i = 0; i < candidates.length && !upstream; i++) {
@@ -261,17 +273,11 @@ export function createProxy(deps: ProxyDeps) {
         backend.breaker.begin()
         deadline.refresh()
         try {
-          const res = await callUpstream({
-            backend,
-            method: endpoint.method,
-            target,
-            headers,
-            body,
-            abort,
-          })
+          const call = { backend, method: endpoint.method, target, headers, body, abort }
+          const res = whole?.handles(backend.url) ? await callWhole(whole, call) : await callUpstream(call)
           // Ollama's own 502/503 (busy, overloaded) before any byte: the next candidate may do better.
           if ((res.status === 502 || res.status === 503) && !last && endpoint.body !== 'stream') {
-            await res.body?.cancel()
+            if (res instanceof Response) await res.body?.cancel()
             throw new UpstreamFailure(backend.name, 'refused', `backend '${backend.name}' answered ${res.status}`)
           }
           if (res.status === 502 || res.status === 503) backend.breaker.failure()
@@ -284,7 +290,7 @@ export function createProxy(deps: ProxyDeps) {
           // SPEC §4.7: before the first byte a refused or reset connection moves to the next candidate;
           // a timeout does not (the request may be running), nor does a streamed body (already consumed).
           if (err instanceof UpstreamFailure) backend.breaker.failure()
-          const retry = err instanceof UpstreamFailure && err.reason !== 'timeout' && endpoint.body !== 'stream'
+          const retry = err instanceof UpstreamFailure && err.reason !== 'timeout' && !err.partial && endpoint.body !== 'stream'
           if (!retry || last) throw err
         }
       }
@@ -307,10 +313,18 @@ export function createProxy(deps: ProxyDeps) {
         if (CHANGES_MODELS.has(endpoint.path) && result.outcome === 'ok') void deps.discovery.poll(backend)
         finish(x, result)
       }
-      const responseHeaders = clientResponseHeaders(upstream.headers, meta.requestId)
+      const responseHeaders = clientResponseHeaders(upstream.headers, meta.requestId, upstream instanceof Response)
       responseHeaders.set('x-backend', backend.name)
       if (x.admission) for (const [name, value] of Object.entries(x.admission.headers)) responseHeaders.set(name, value)
       deadline.refresh()
+      if (!(upstream instanceof Response)) {
+        // Read whole already (the runtime's client).
+        clearTimeout(deadline)
+        const bytes = upstream.body
+        x.meter?.chunk(bytes)
+        done({ outcome: 'ok', bytesOut: bytes.byteLength })
+        return new Response(bytes.byteLength > 0 ? bytes : null, { status: upstream.status, headers: responseHeaders })
+      }
       if (!upstream.body || endpoint.method === 'HEAD') {
         clearTimeout(deadline)
         done({ outcome: 'ok', bytesOut: 0 })

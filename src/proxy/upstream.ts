@@ -2,6 +2,7 @@
 // mapped to gateway errors. The caller's deadline (SPEC §3.2 OLLAMA_READ_TIMEOUT_S) aborts it.
 import type { Backend } from '../backends/backend.ts'
 import { GatewayError } from '../errors.ts'
+import { type WholeClient, WholeFailure, type WholeResponse } from '../runtime/whole.ts'
 
 export interface UpstreamCall {
   readonly backend: Backend
@@ -34,6 +35,8 @@ export class UpstreamFailure extends GatewayError {
     readonly backendName: string,
     readonly reason: 'refused' | 'reset' | 'timeout' | 'other',
     message: string,
+    /** Part of an answer had arrived: the request ran, and is not tried elsewhere. */
+    readonly partial = false,
   ) {
     super(reason === 'timeout' ? 'upstream_timeout' : 'upstream_unreachable', message)
   }
@@ -57,6 +60,28 @@ export async function callUpstream(call: UpstreamCall): Promise<Response> {
     return await fetch(backend.url + call.target, init)
   } catch (err) {
     throw classify(err, abort.signal, backend.name)
+  }
+}
+
+/** The same call through the runtime's client for whole exchanges (the body is in memory, the answer read whole). */
+export async function callWhole(client: WholeClient, call: UpstreamCall): Promise<WholeResponse> {
+  const { backend, abort } = call
+  try {
+    return await client.request({
+      base: backend.url,
+      method: call.method,
+      target: call.target,
+      headers: call.headers,
+      body: (call.body as Uint8Array | null | undefined) ?? null,
+      signal: abort.signal,
+    })
+  } catch (err) {
+    if (!(err instanceof WholeFailure) || abort.signal.aborted) throw classify(err, abort.signal, backend.name)
+    const name = backend.name
+    if (err.reason === 'refused') throw new UpstreamFailure(name, 'refused', `cannot reach backend '${name}': connection refused`)
+    if (!err.partial) throw new UpstreamFailure(name, 'reset', `backend '${name}' closed the connection before answering`)
+    const what = err.reason === 'reset' ? 'broke off its answer' : `sent an answer the gateway cannot read (${err.message})`
+    throw new UpstreamFailure(name, err.reason === 'reset' ? 'reset' : 'other', `backend '${name}' ${what}`, true)
   }
 }
 

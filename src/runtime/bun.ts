@@ -1,6 +1,7 @@
 // The Bun side of the runtime seam: Elysia's own listen (it compiles routes into Bun's native router)
 // with the server settings a streaming gateway needs.
 import { SWAGGER_ASSETS } from './assets.bun.ts'
+import { Http1Client } from './http1.bun.ts'
 import type { Runtime, ServeOptions, Server } from './runtime.ts'
 
 type BunServer = ReturnType<typeof Bun.serve>
@@ -30,6 +31,7 @@ export const bunRuntime: Runtime = {
   clientIp(request) {
     return current?.requestIP(request)?.address ?? 'unknown'
   },
+  wholeClient: (options) => new Http1Client(options),
   // On Bun, request.signal fires when the client disconnects before the response completes.
   clientSignal: (request) => request.signal,
   onSignal(signal, handler) {

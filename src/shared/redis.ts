@@ -10,6 +10,10 @@ export function openRedis(url: string, log: Logger): Redis {
     enableOfflineQueue: false,
     // Commands issued in the same event-loop turn share one write (rate-limit checks under load).
     enableAutoPipelining: true,
+    // Except a request's end (limits/redis.ts: lease release and token charge): it is written at once,
+    // before the response leaves, so the client's next request, on any replica, finds its slot free
+    // (SPEC §4.4). Auto-pipelined, it waited for the next tick and could arrive after that request.
+    autoPipeliningIgnoredCommands: ['nnzFinish'],
     maxRetriesPerRequest: 1,
     connectTimeout: 3000,
     retryStrategy: (attempt) => Math.min(attempt * 250, 5000),

@@ -13,6 +13,8 @@ export interface Behaviour {
   failStatus?: number
   /** Break the connection after this many chunks (no final line). */
   breakAfter?: number
+  /** A non-streamed answer: send this many bytes of it, then break the connection. */
+  breakWholeAfter?: number
   /** Send an `{"error":...}` line after this many chunks, as Ollama does mid-stream. */
   errorAfter?: number
   /** Compress the response body with gzip. */
@@ -285,6 +287,17 @@ export class FakeOllama {
     if (b.firstByteDelayMs) await Bun.sleep(b.firstByteDelayMs)
     const payload = enc.encode(text ?? _last)
     r.sent.push(payload)
+    if (b.breakWholeAfter !== undefined) {
+      const part = payload.subarray(0, b.breakWholeAfter)
+      const body = new ReadableStream<Uint8Array>({
+        async start(controller) {
+          controller.enqueue(part)
+          await Bun.sleep(30)
+          controller.error(new Error('fake connection break (expected in tests)'))
+        },
+      })
+      return new Response(body, { headers: { 'content-type': type } })
+    }
     r.completed = true
     if (b.gzip) return new Response(Bun.gzipSync(payload), { headers: { 'content-type': type, 'content-encoding': 'gzip' } })
     return new Response(payload, { headers: { 'content-type': type } })

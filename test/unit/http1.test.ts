@@ -1,0 +1,268 @@
+// SPEC §7: the Bun client for whole exchanges (src/runtime/http1.bun.ts) against a real TCP server that
+// answers exactly the bytes each test scripts: framing (length, chunked, close), interim answers,
+// keep-alive reuse and its limits, broken and malformed answers, aborts and compression.
+import { afterAll, afterEach, describe, expect, test } from 'bun:test'
+import { gzipSync } from 'node:zlib'
+import type { Socket, TCPSocketListener } from 'bun'
+import { Http1Client } from '../../src/runtime/http1.bun.ts'
+import { WholeFailure, type WholeRequest } from '../../src/runtime/whole.ts'
+
+type Reply = (socket: Socket<Peer>, request: string, peer: Peer) => void | Promise<void>
+interface Peer {
+  id: number
+  received: string
+  /** Bytes the socket did not take yet (sent on drain). */
+  unsent: Uint8Array[]
+}
+
+/** Writes all of `data`, the rest on drain when the socket takes only part of it now. */
+function send(socket: Socket<Peer>, data: string | Uint8Array): void {
+  const bytes = typeof data === 'string' ? Buffer.from(data) : data
+  if (socket.data.unsent.length > 0) {
+    socket.data.unsent.push(bytes)
+    return
+  }
+  const n = socket.write(bytes)
+  if (n >= 0 && n < bytes.byteLength) socket.data.unsent.push(bytes.subarray(n))
+}
+
+/** A TCP server that hands each complete request (head and Content-Length body) to `reply`. */
+class ScriptedServer {
+  readonly requests: Array<{ connection: number; text: string }> = []
+  connections = 0
+  reply: Reply = (socket) => void send(socket, 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok')
+  private readonly listener: TCPSocketListener<Peer>
+
+  constructor() {
+    this.listener = Bun.listen<Peer>({
+      hostname: '127.0.0.1',
+      port: 0,
+      socket: {
+        open: (socket) => {
+          socket.data = { id: ++this.connections, received: '', unsent: [] }
+        },
+        drain: (socket) => {
+          const unsent = socket.data.unsent
+          while (unsent.length > 0) {
+            const next = unsent[0] as Uint8Array
+            const n = socket.write(next)
+            if (n < next.byteLength) {
+              if (n > 0) unsent[0] = next.subarray(n)
+              return
+            }
+            unsent.shift()
+          }
+        },
+        data: (socket, chunk) => {
+          const peer = socket.data
+          peer.received += Buffer.from(chunk).toString('latin1')
+          for (;;) {
+            const end = peer.received.indexOf('\r\n\r\n')
+            if (end === -1) return
+            const length = Number(/content-length: (\d+)/i.exec(peer.received.slice(0, end))?.[1] ?? 0)
+            if (peer.received.length < end + 4 + length) return
+            const text = peer.received.slice(0, end + 4 + length)
+            peer.received = peer.received.slice(end + 4 + length)
+            this.requests.push({ connection: peer.id, text })
+            void this.reply(socket, text, peer)
+          }
+        },
+      },
+    })
+  }
+
+  get base(): string {
+    return `http://127.0.0.1:${this.listener.port}`
+  }
+
+  stop(): void {
+    this.listener.stop(true)
+  }
+}
+
+const server = new ScriptedServer()
+const client = new Http1Client({ maxBodyBytes: 1024, maxIdle: 8 })
+afterAll(() => {
+  client.close()
+  server.stop()
+})
+afterEach(() => {
+  server.reply = (socket) => void send(socket, 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok')
+})
+
+function request(fields: Partial<WholeRequest> = {}): WholeRequest {
+  const headers = new Headers({ 'content-type': 'application/json', 'x-request-id': 'r-1' })
+  return {
+    base: server.base,
+    method: 'POST',
+    target: '/api/chat',
+    headers,
+    body: new TextEncoder().encode('{"model":"m"}'),
+    signal: new AbortController().signal,
+    ...fields,
+  }
+}
+const text = (body: Uint8Array) => new TextDecoder().decode(body)
+/** Writes `parts` one after another with a pause between, so the client sees them in separate reads. */
+async function dribble(socket: Socket<Peer>, parts: string[] | Uint8Array[]): Promise<void> {
+  for (const part of parts) {
+    send(socket, part)
+    socket.flush()
+    await Bun.sleep(2)
+  }
+}
+async function failure(promise: Promise<unknown>): Promise<WholeFailure> {
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  )
+  expect(err).toBeInstanceOf(WholeFailure)
+  return err as WholeFailure
+}
+
+describe('HTTP/1.1 client for whole exchanges (SPEC §7)', () => {
+  test('sends the request line, host, headers and body once, under the base URL prefix', async () => {
+    const res = await client.request(request({ base: `${server.base}/ollama/`, target: '/api/chat?x=1' }))
+    expect(res.status).toBe(200)
+    const sent = server.requests.at(-1)?.text ?? ''
+    expect(sent.startsWith('POST /ollama/api/chat?x=1 HTTP/1.1\r\n')).toBe(true)
+    expect(sent).toContain(`host: 127.0.0.1:${new URL(server.base).port}\r\n`)
+    expect(sent).toContain('content-type: application/json\r\n')
+    expect(sent).toContain('x-request-id: r-1\r\n')
+    expect(sent).toContain('content-length: 13\r\n')
+    expect(sent.endsWith('\r\n\r\n{"model":"m"}')).toBe(true)
+  })
+
+  test('a Content-Length answer split into many reads arrives whole', async () => {
+    const body = '{"message":{"content":"ünïcödé"},"done":true}'
+    const bytes = Buffer.from(
+      `HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    )
+    server.reply = (socket) =>
+      dribble(
+        socket,
+        Array.from({ length: Math.ceil(bytes.length / 7) }, (_, i) => bytes.subarray(i * 7, i * 7 + 7)),
+      )
+    const res = await client.request(request())
+    expect(res.headers.get('content-type')).toBe('application/json')
+    expect(text(res.body)).toBe(body)
+  })
+
+  test('a chunked answer with extensions and trailers, split at awkward places, is decoded', async () => {
+    server.reply = (socket) =>
+      dribble(socket, [
+        'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhel',
+        'lo\r',
+        '\n6\r\n wor',
+        'ld\r\n0\r\nX-Trailer: t\r\n',
+        '\r\n',
+      ])
+    const res = await client.request(request())
+    expect(text(res.body)).toBe('hello world')
+  })
+
+  test('a 100 Continue before the answer is skipped', async () => {
+    server.reply = (socket) => void send(socket, 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\ncontent-length: 3\r\n\r\nyes')
+    const res = await client.request(request())
+    expect(res.status).toBe(201)
+    expect(text(res.body)).toBe('yes')
+  })
+
+  test('keep-alive: sequential exchanges share one connection; "connection: close" ends it', async () => {
+    const before = server.connections
+    await client.request(request())
+    await client.request(request())
+    await client.request(request())
+    expect(server.connections - before).toBeLessThanOrEqual(1)
+    server.reply = (socket) => void send(socket, 'HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok')
+    await client.request(request())
+    server.reply = (socket) => void send(socket, 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok')
+    const used = server.connections
+    await client.request(request())
+    expect(server.connections).toBe(used + 1)
+  })
+
+  test('an answer without a length ends when the connection does', async () => {
+    server.reply = async (socket) => {
+      await dribble(socket, ['HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nuntil ', 'the end'])
+      socket.end()
+    }
+    expect(text((await client.request(request())).body)).toBe('until the end')
+  })
+
+  test('HEAD and 204 answers have no body, whatever their Content-Length says', async () => {
+    server.reply = (socket) => void send(socket, 'HTTP/1.1 200 OK\r\ncontent-length: 99\r\n\r\n')
+    const head = await client.request(request({ method: 'HEAD', body: null }))
+    expect(head.body.byteLength).toBe(0)
+    server.reply = (socket) => void send(socket, 'HTTP/1.1 204 No Content\r\ncontent-length: 5\r\n\r\n')
+    expect((await client.request(request())).body.byteLength).toBe(0)
+  })
+
+  test('a pooled connection the server closed while idle is replaced without failing the request', async () => {
+    server.reply = (socket) => {
+      send(socket, 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok')
+      socket.end()
+    }
+    await client.request(request())
+    await Bun.sleep(20)
+    server.reply = (socket) => void send(socket, 'HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfresh')
+    expect(text((await client.request(request())).body)).toBe('fresh')
+  })
+
+  test('an answer cut off in its body fails as a partial reset; one never begun, as a plain reset', async () => {
+    server.reply = (socket) => {
+      send(socket, 'HTTP/1.1 200 OK\r\ncontent-length: 50\r\n\r\nonly part')
+      socket.end()
+    }
+    const cut = await failure(client.request(request()))
+    expect([cut.reason, cut.partial]).toEqual(['reset', true])
+    server.reply = (socket) => void socket.end()
+    const none = await failure(client.request(request()))
+    expect([none.reason, none.partial]).toEqual(['reset', false])
+  })
+
+  test('malformed and oversized answers fail as protocol errors', async () => {
+    server.reply = (socket) => void send(socket, 'HTTP/1.1 OK\r\n\r\n')
+    expect((await failure(client.request(request()))).reason).toBe('protocol')
+    server.reply = (socket) => void send(socket, 'HTTP/1.1 200 OK\r\ncontent-length: 4096\r\n\r\n')
+    expect((await failure(client.request(request()))).message).toContain('larger than 1024')
+    server.reply = (socket) => void send(socket, 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n')
+    expect((await failure(client.request(request()))).message).toContain('chunk size')
+    server.reply = (socket) => void send(socket, `HTTP/1.1 200 OK\r\n${'x-big: y\r\n'.repeat(8000)}\r\n`)
+    expect((await failure(client.request(request()))).message).toContain('headers too large')
+  })
+
+  test('an abort ends the exchange with the signal reason and drops the connection', async () => {
+    server.reply = () => {}
+    const abort = new AbortController()
+    const pending = client.request(request({ signal: abort.signal }))
+    await Bun.sleep(20)
+    const reason = new Error('deadline')
+    abort.abort(reason)
+    expect(
+      await pending.then(
+        () => undefined,
+        (e: unknown) => e,
+      ),
+    ).toBe(reason)
+  })
+
+  test('a closed port is refused', async () => {
+    const closed = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } })
+    const port = closed.port
+    closed.stop(true)
+    const refused = await failure(client.request(request({ base: `http://127.0.0.1:${port}` })))
+    expect(refused.reason).toBe('refused')
+  })
+
+  test('a gzip answer the server compressed unasked is decoded, as fetch would', async () => {
+    const packed = gzipSync('{"done":true}')
+    server.reply = (socket) => {
+      send(socket, `HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ncontent-length: ${packed.length}\r\n\r\n`)
+      send(socket, packed)
+    }
+    const res = await client.request(request())
+    expect(text(res.body)).toBe('{"done":true}')
+    expect(res.headers.get('content-encoding')).toBeNull()
+  })
+})
