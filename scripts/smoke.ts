@@ -53,6 +53,18 @@ try {
     res.status === 200 && text === sent && text.includes('"done":true'),
     `status ${res.status}`,
   )
+  // Non-streamed: on Bun through the gateway's own HTTP/1.1 client (SPEC §7), on Deno through fetch.
+  const whole = await fetch(`${gw.url}/api/chat`, {
+    method: 'POST',
+    headers: gw.auth,
+    body: JSON.stringify({ model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }], stream: false }),
+  })
+  const wholeText = await whole.text()
+  check(
+    'a non-streamed chat arrives whole',
+    whole.status === 200 && wholeText === fake.sentText(fake.last('/api/chat')),
+    `status ${whole.status}`,
+  )
   if (which === 'binary') {
     // What the container HEALTHCHECK runs (Dockerfile).
     const probe = Bun.spawnSync([...command, 'healthcheck'], {
