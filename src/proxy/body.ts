@@ -1,6 +1,7 @@
 // Reading a JSON request body once: the bytes are forwarded unchanged (SPEC §4.8) and parsed only to
 // read the fields routing needs. Size is bounded by MAX_BODY_MB (SPEC §3.2, §6).
 import { GatewayError } from '../errors.ts'
+import { concatBytes } from '../shared/bytes.ts'
 
 export interface ParsedBody {
   readonly bytes: Uint8Array<ArrayBuffer>
@@ -50,13 +51,7 @@ async function readLimited(request: Request, maxBytes: number): Promise<Uint8Arr
     }
     parts.push(value)
   }
-  const out = new Uint8Array(total)
-  let offset = 0
-  for (const part of parts) {
-    out.set(part, offset)
-    offset += part.byteLength
-  }
-  return out
+  return concatBytes(parts, total)
 }
 
 /** The model a body names, from the endpoint's fields in order (legacy `name`, UPSTREAM §1). */

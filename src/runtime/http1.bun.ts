@@ -9,6 +9,7 @@
 // complete and the server did not ask to close.
 import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib'
 import type { Socket } from 'bun'
+import { concatBytes } from '../shared/bytes.ts'
 import { type WholeClient, WholeFailure, type WholeRequest, type WholeResponse } from './whole.ts'
 
 const MAX_HEAD_BYTES = 64 * 1024
@@ -181,7 +182,7 @@ class Connection {
       })
       // Head and body leave in one write: one syscall, and no small segment waiting on another's ACK.
       const bytes = Buffer.from(head, 'latin1')
-      this.write(req.body && req.body.byteLength > 0 ? concat(bytes, req.body) : bytes)
+      this.write(req.body && req.body.byteLength > 0 ? concatBytes([bytes, req.body]) : bytes)
     })
   }
 
@@ -286,7 +287,7 @@ class Exchange {
   /** Takes the next bytes: 'more' to wait, 'done' when the answer is whole, or the failure. */
   feed(chunk: Uint8Array): 'more' | 'done' | WholeFailure {
     // Keep only what is not consumed now; the runtime may reuse the chunk's memory.
-    let data = this.buffered.byteLength > 0 ? concat(this.buffered, chunk) : chunk
+    let data = this.buffered.byteLength > 0 ? concatBytes([this.buffered, chunk]) : chunk
     this.buffered = new Uint8Array(0)
     while (!this.headers) {
       const end = indexOf(data, CRLF2)
@@ -305,7 +306,7 @@ class Exchange {
 
   finish(): void {
     const headers = this.headers as Headers
-    let body = this.parts.length === 1 ? (this.parts[0] as Uint8Array<ArrayBuffer>) : concat(...this.parts)
+    let body = this.parts.length === 1 ? (this.parts[0] as Uint8Array<ArrayBuffer>) : concatBytes(this.parts)
     // We never ask for compression; a server that compresses anyway is decoded, as fetch would.
     const encoding = headers.get('content-encoding')?.trim().toLowerCase()
     const decode = encoding ? DECODERS[encoding] : undefined
@@ -440,18 +441,6 @@ const DECODERS: Record<string, (data: Uint8Array, options: { maxOutputLength: nu
   'x-gzip': gunzipSync,
   deflate: inflateSync,
   br: brotliDecompressSync,
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
-  let size = 0
-  for (const p of parts) size += p.byteLength
-  const out = new Uint8Array(size)
-  let at = 0
-  for (const p of parts) {
-    out.set(p, at)
-    at += p.byteLength
-  }
-  return out
 }
 
 function indexOf(data: Uint8Array, needle: Uint8Array, from = 0): number {
