@@ -32,12 +32,16 @@ function keyOf(field: string): Uint8Array {
   return key
 }
 
+/** Whether `needle` stands in `hay` at `at`. */
+function matchesAt(hay: Uint8Array, needle: Uint8Array, at: number): boolean {
+  if (at + needle.length > hay.length) return false
+  for (let j = 0; j < needle.length; j++) if (hay[at + j] !== needle[j]) return false
+  return true
+}
+
 /** Where `needle` last starts in `hay` at or before `from`, or -1. */
 function lastIndexOf(hay: Uint8Array, needle: Uint8Array, from: number): number {
-  outer: for (let i = Math.min(from, hay.length - needle.length); i >= 0; i--) {
-    for (let j = 0; j < needle.length; j++) if (hay[i + j] !== needle[j]) continue outer
-    return i
-  }
+  for (let i = Math.min(from, hay.length - needle.length); i >= 0; i--) if (matchesAt(hay, needle, i)) return i
   return -1
 }
 
@@ -73,8 +77,7 @@ function lastNumber(bytes: Uint8Array, field: string): number | undefined {
 /** Whether some `"done":` in the bytes is followed by `true`. */
 function sawDone(bytes: Uint8Array): boolean {
   for (let at = lastIndexOf(bytes, DONE, bytes.length); at !== -1; at = lastIndexOf(bytes, DONE, at - 1)) {
-    const i = skipSpace(bytes, at + DONE.length)
-    if (lastIndexOf(bytes.subarray(i, i + TRUE.length), TRUE, 0) === 0) return true
+    if (matchesAt(bytes, TRUE, skipSpace(bytes, at + DONE.length))) return true
   }
   return false
 }

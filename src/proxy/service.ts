@@ -317,35 +317,31 @@ export function createProxy(deps: ProxyDeps) {
       responseHeaders.set('x-backend', backend.name)
       if (x.admission) for (const [name, value] of Object.entries(x.admission.headers)) responseHeaders.set(name, value)
       deadline.refresh()
-      if (!(upstream instanceof Response)) {
-        // Read whole already (the runtime's client).
+      // An answer in hand whole: metered, reported and sent on in one piece.
+      const status = upstream.status
+      const answerWhole = (bytes: Uint8Array<ArrayBuffer>): Response => {
         clearTimeout(deadline)
-        const bytes = upstream.body
         x.meter?.chunk(bytes)
         done({ outcome: 'ok', bytesOut: bytes.byteLength })
-        return new Response(bytes.byteLength > 0 ? bytes : null, { status: upstream.status, headers: responseHeaders })
+        return new Response(bytes.byteLength > 0 ? bytes : null, { status, headers: responseHeaders })
       }
-      if (!upstream.body || endpoint.method === 'HEAD') {
-        clearTimeout(deadline)
-        done({ outcome: 'ok', bytesOut: 0 })
-        return new Response(null, { status: upstream.status, headers: responseHeaders })
-      }
+      // The runtime's client has read it whole already.
+      if (!(upstream instanceof Response)) return answerWhole(upstream.body)
+      if (!upstream.body || endpoint.method === 'HEAD') return answerWhole(new Uint8Array(0))
       // A non-streaming answer of known, small size arrives whole right behind its headers (Ollama
       // sends stream:false answers only when complete, UPSTREAM §6): read it at once instead of
       // relaying chunk by chunk. Streams (NDJSON, SSE) and large or unsized bodies always relay.
       const length = Number(upstream.headers.get('content-length') ?? Number.NaN)
       if (!stripUsage && length <= WHOLE_BODY_MAX && !isStreamingType(upstream.headers.get('content-type'))) {
+        let bytes: Uint8Array<ArrayBuffer>
         try {
-          const bytes = new Uint8Array(await upstream.arrayBuffer())
-          x.meter?.chunk(bytes)
-          done({ outcome: 'ok', bytesOut: bytes.byteLength })
-          return new Response(bytes, { status: upstream.status, headers: responseHeaders })
+          bytes = new Uint8Array(await upstream.arrayBuffer())
         } catch {
+          clearTimeout(deadline)
           releaseBackend()
           throw new UpstreamFailure(backend.name, 'reset', `backend '${backend.name}' broke off its answer`)
-        } finally {
-          clearTimeout(deadline)
         }
+        return answerWhole(bytes)
       }
       const relayed = relayBody(upstream.body, {
         abort,

@@ -273,8 +273,7 @@ class Exchange {
   private framing: Framing = { kind: 'none' }
   private parts: Uint8Array<ArrayBuffer>[] = []
   private size = 0
-  private ended = false
-  /** Chunked decoding: bytes of the current chunk still to come, or -1 while reading a size line. */
+  /** Chunked decoding: bytes of the current chunk still to come; -1 while reading a size line, -2 before the CRLF that ends a chunk. */
   private chunkLeft = -1
   private trailers = false
 
@@ -415,7 +414,6 @@ class Exchange {
       }
       if (this.trailers) {
         if (line !== '') continue
-        this.ended = true
         this.leftover = at < data.byteLength
         return 'done'
       }
@@ -425,7 +423,7 @@ class Exchange {
       if (size === 0) this.trailers = true
       else this.chunkLeft = size
     }
-    return this.ended ? 'done' : 'more'
+    return 'more'
   }
 
   private keep(bytes: Uint8Array): WholeFailure | undefined {
