@@ -128,8 +128,8 @@ export function createServices(config: Config, log: Logger, runtime: Runtime, ov
   )
   metrics.registry.gauge('nnz_audit_buffered', 'Audit events held in memory, waiting for the store.', () => [[{}, audit.buffered]])
   metrics.registry.gauge('nnz_key_cache_entries', 'Verified keys held in the in-process cache.', () => [[{}, keyCache.size]])
-  // SPEC §7: non-streamed answers from plain-http backends come through the runtime's own client.
-  const whole = runtime.wholeClient?.({ maxBodyBytes: WHOLE_ANSWER_MAX, maxIdle: 256 })
+  // SPEC §7: answers from plain-http backends come through the runtime's own client, where it has one.
+  const client = runtime.httpClient?.({ maxBodyBytes: WHOLE_ANSWER_MAX, maxIdle: 256 })
   const proxy = createProxy({
     config,
     backends,
@@ -141,7 +141,7 @@ export function createServices(config: Config, log: Logger, runtime: Runtime, ov
     limiter,
     audit,
     clientSignal: runtime.clientSignal,
-    ...(whole ? { whole } : {}),
+    ...(client ? { client } : {}),
   })
 
   let ready = false
@@ -232,7 +232,7 @@ export function createServices(config: Config, log: Logger, runtime: Runtime, ov
       await audit.stop(Math.min(5000, config.shutdownGraceMs))
       if (limiter instanceof RedisLimiter) limiter.stop()
       for (const stop of stoppers) await stop().catch(() => {})
-      whole?.close()
+      client?.close()
       if (redis) await redis.quit().catch(() => redis.disconnect())
       await store.close()
     },

@@ -14,8 +14,8 @@ import { hasScope, modelAllowed } from '../keys/authz.ts'
 import { type Admission, hasLimits, type RateLimiter } from '../limits/limiter.ts'
 import type { Logger } from '../log.ts'
 import type { Metrics } from '../metrics/metrics.ts'
+import type { RuntimeClient, WholeResponse } from '../runtime/client.ts'
 import type { InFlight } from '../runtime/inflight.ts'
-import type { WholeClient, WholeResponse } from '../runtime/whole.ts'
 import type { KeyRecord } from '../store/store.ts'
 import { aggregateListing } from './aggregate.ts'
 import { modelOf, readJsonBody, wantsStream } from './body.ts'
@@ -24,7 +24,7 @@ import { clientResponseHeaders, isStreamingType, upstreamRequestHeaders } from '
 import { chainTaps, type MeterKind, MeterTap, type Usage, UsageChunkStripper, withIncludeUsage } from './meter.ts'
 import { type RelayResult, relayBody } from './relay.ts'
 import { createProxySeries } from './series.ts'
-import { ClientGone, callUpstream, callWhole, UpstreamFailure, UpstreamTimeout } from './upstream.ts'
+import { ClientGone, callStreamed, callUpstream, callWhole, UpstreamFailure, UpstreamTimeout } from './upstream.ts'
 
 export interface ProxyDeps {
   readonly config: Config
@@ -38,8 +38,8 @@ export interface ProxyDeps {
   readonly audit: AuditWriter
   /** The runtime's "client went away" signal, where it means that (see runtime/). */
   readonly clientSignal: (request: Request) => AbortSignal | undefined
-  /** The runtime's client for whole exchanges, where it has one (see runtime/whole.ts). */
-  readonly whole?: WholeClient
+  /** The runtime's own client for plain-http backends, where it has one (see runtime/client.ts). */
+  readonly client?: RuntimeClient
 }
 
 export interface RequestMeta {
@@ -88,9 +88,9 @@ const STREAMED_USAGE = new Set(['/v1/chat/completions', '/v1/completions'])
 /** Non-streaming answers up to this size are read whole (see below). */
 const WHOLE_BODY_MAX = 1024 * 1024
 /**
- * SPEC §7: a non-streamed generation is one small JSON answer, sent complete (UPSTREAM §6); these go
- * through the runtime's client for whole exchanges where it has one (about half fetch's CPU on Bun).
- * Embeddings and the rest, whose answers can be large, stay on fetch.
+ * SPEC §7: a non-streamed generation is one small JSON answer, sent complete (UPSTREAM §6); the
+ * runtime's own client, where it has one, reads these whole (about half fetch's CPU on Bun). Every
+ * other answer to a request whose body is in memory streams through that client; uploads use fetch.
  */
 const WHOLE_PATHS = new Set(['/api/chat', '/api/generate', '/v1/chat/completions', '/v1/completions'])
 /** The largest answer that client reads whole (a generation's text is far smaller). */
@@ -258,7 +258,9 @@ export function createProxy(deps: ProxyDeps) {
       const timeout = config.readTimeoutMs
       deadline = startTimer(() => abort.abort(new UpstreamTimeout(timeout / 1000)), timeout)
       const target = meta.url.pathname + meta.url.search
-      const whole = x.stream === false && WHOLE_PATHS.has(endpoint.path) && body instanceof Uint8Array ? deps.whole : undefined
+      const inMemory = body === null || body instanceof Uint8Array
+      const readWhole = x.stream === false && WHOLE_PATHS.has(endpoint.path) && inMemory
+      const client = inMemory ? deps.client : undefined
 
       let upstream: Response | WholeResponse | undefined
       let served: Backend | undefined
@@ -274,7 +276,11 @@ export function createProxy(deps: ProxyDeps) {
         deadline.refresh()
         try {
           const call = { backend, method: endpoint.method, target, headers, body, abort }
-          const res = whole?.handles(backend.url) ? await callWhole(whole, call) : await callUpstream(call)
+          const res = !client?.handles(backend.url)
+            ? await callUpstream(call)
+            : readWhole
+              ? await callWhole(client, call)
+              : await callStreamed(client, call)
           // Ollama's own 502/503 (busy, overloaded) before any byte: the next candidate may do better.
           if ((res.status === 502 || res.status === 503) && !last && endpoint.body !== 'stream') {
             if (res instanceof Response) await res.body?.cancel()

@@ -1,8 +1,8 @@
-// One request to one backend: native fetch, no redirects followed (SPEC §6), and transport failures
+// One request to one backend: native fetch or the runtime's own client (SPEC §7), no redirects followed (SPEC §6), and transport failures
 // mapped to gateway errors. The caller's deadline (SPEC §3.2 OLLAMA_READ_TIMEOUT_S) aborts it.
 import type { Backend } from '../backends/backend.ts'
 import { GatewayError } from '../errors.ts'
-import { type WholeClient, WholeFailure, type WholeResponse } from '../runtime/whole.ts'
+import { ClientFailure, type ClientRequest, type RuntimeClient, type WholeResponse } from '../runtime/client.ts'
 
 export interface UpstreamCall {
   readonly backend: Backend
@@ -63,26 +63,43 @@ export async function callUpstream(call: UpstreamCall): Promise<Response> {
   }
 }
 
-/** The same call through the runtime's client for whole exchanges (the body is in memory, the answer read whole). */
-export async function callWhole(client: WholeClient, call: UpstreamCall): Promise<WholeResponse> {
-  const { backend, abort } = call
+/** The same call through the runtime's own client, the answer read whole (the body is in memory). */
+export async function callWhole(client: RuntimeClient, call: UpstreamCall): Promise<WholeResponse> {
   try {
-    return await client.request({
-      base: backend.url,
-      method: call.method,
-      target: call.target,
-      headers: call.headers,
-      body: (call.body as Uint8Array | null | undefined) ?? null,
-      signal: abort.signal,
-    })
+    return await client.request(clientRequest(call))
   } catch (err) {
-    if (!(err instanceof WholeFailure) || abort.signal.aborted) throw classify(err, abort.signal, backend.name)
-    const name = backend.name
-    if (err.reason === 'refused') throw new UpstreamFailure(name, 'refused', `cannot reach backend '${name}': connection refused`)
-    if (!err.partial) throw new UpstreamFailure(name, 'reset', `backend '${name}' closed the connection before answering`)
-    const what = err.reason === 'reset' ? 'broke off its answer' : `sent an answer the gateway cannot read (${err.message})`
-    throw new UpstreamFailure(name, err.reason === 'reset' ? 'reset' : 'other', `backend '${name}' ${what}`, true)
+    throw clientError(err, call)
   }
+}
+
+/** The same call through the runtime's own client, the answer's body streamed: a Response, as fetch's. */
+export async function callStreamed(client: RuntimeClient, call: UpstreamCall): Promise<Response> {
+  try {
+    const res = await client.stream(clientRequest(call))
+    return new Response(res.body, { status: res.status, headers: res.headers })
+  } catch (err) {
+    throw clientError(err, call)
+  }
+}
+
+function clientRequest(call: UpstreamCall): ClientRequest {
+  return {
+    base: call.backend.url,
+    method: call.method,
+    target: call.target,
+    headers: call.headers,
+    body: (call.body as Uint8Array | null | undefined) ?? null,
+    signal: call.abort.signal,
+  }
+}
+
+function clientError(err: unknown, call: UpstreamCall): Error {
+  const name = call.backend.name
+  if (!(err instanceof ClientFailure) || call.abort.signal.aborted) return classify(err, call.abort.signal, name)
+  if (err.reason === 'refused') return new UpstreamFailure(name, 'refused', `cannot reach backend '${name}': connection refused`)
+  if (!err.partial) return new UpstreamFailure(name, 'reset', `backend '${name}' closed the connection before answering`)
+  const what = err.reason === 'reset' ? 'broke off its answer' : `sent an answer the gateway cannot read (${err.message})`
+  return new UpstreamFailure(name, err.reason === 'reset' ? 'reset' : 'other', `backend '${name}' ${what}`, true)
 }
 
 function classify(err: unknown, signal: AbortSignal, name: string): Error {

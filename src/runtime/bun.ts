@@ -31,7 +31,7 @@ export const bunRuntime: Runtime = {
   clientIp(request) {
     return current?.requestIP(request)?.address ?? 'unknown'
   },
-  wholeClient: (options) => new Http1Client(options),
+  httpClient: (options) => new Http1Client(options),
   // On Bun, request.signal fires when the client disconnects before the response completes.
   clientSignal: (request) => request.signal,
   onSignal(signal, handler) {

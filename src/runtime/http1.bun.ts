@@ -1,8 +1,8 @@
-// A small HTTP/1.1 client for whole exchanges on Bun (SPEC §7): a request whose body is already in
-// memory, an answer read whole. The proxy uses it for non-streamed requests to plain-http backends,
-// its hot path; streams, uploads and https stay on fetch. Bun's fetch hands every request to its HTTP
-// client thread and back: about 51 µs of CPU per small exchange in a micro run, against 27 µs for
-// keep-alive sockets on the event loop's own thread (bench/RESULTS.md, notes).
+// A small HTTP/1.1 client for plain-http backends on Bun (SPEC §7): the request's body is in memory;
+// the answer is read whole or streamed with back-pressure. Bun's fetch hands every request, and every
+// chunk of a streamed answer, to its HTTP client thread and back: about 51 µs of CPU per small
+// exchange in a micro run, against 27 µs for keep-alive sockets on the event loop's own thread
+// (bench/RESULTS.md, notes). Uploads of unknown length and https backends stay on fetch.
 //
 // Framing follows RFC 9112: Content-Length, chunked, or until close; 1xx interim answers are skipped;
 // HEAD, 204 and 304 have no body. A connection goes back to its origin's pool only when its answer was
@@ -10,7 +10,7 @@
 import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib'
 import type { Socket } from 'bun'
 import { concatBytes } from '../shared/bytes.ts'
-import { type WholeClient, WholeFailure, type WholeRequest, type WholeResponse } from './whole.ts'
+import { ClientFailure, type ClientRequest, type RuntimeClient, type StreamedResponse, type WholeResponse } from './client.ts'
 
 const MAX_HEAD_BYTES = 64 * 1024
 const CRLF2 = new Uint8Array([13, 10, 13, 10])
@@ -32,7 +32,7 @@ export interface Http1ClientOptions {
   readonly maxIdle: number
 }
 
-export class Http1Client implements WholeClient {
+export class Http1Client implements RuntimeClient {
   private readonly origins = new Map<string, Origin>()
   private closed = false
 
@@ -43,7 +43,21 @@ export class Http1Client implements WholeClient {
     return base.startsWith('http://')
   }
 
-  async request(req: WholeRequest): Promise<WholeResponse> {
+  request(req: ClientRequest): Promise<WholeResponse> {
+    return this.exchange(req, (resolve, reject) => new WholeReceiver(this.opts.maxBodyBytes, resolve, reject))
+  }
+
+  stream(req: ClientRequest): Promise<StreamedResponse> {
+    return this.exchange(req, (resolve, reject, flow) => new StreamReceiver(resolve, reject, flow))
+  }
+
+  /** Closes every idle connection (shutdown). */
+  close(): void {
+    this.closed = true
+    for (const origin of this.origins.values()) for (const conn of origin.idle.splice(0)) conn.close()
+  }
+
+  private async exchange<T>(req: ClientRequest, receiver: ReceiverFactory<T>): Promise<T> {
     const origin = this.origin(req.base)
     const head = this.head(origin, req)
     // A pooled connection the server closed while it sat idle fails before any byte of an answer. As
@@ -54,22 +68,21 @@ export class Http1Client implements WholeClient {
       const pooled = origin.idle.pop()
       const conn = pooled && !pooled.closed ? pooled : await this.connect(origin, req.signal)
       try {
-        const res = await conn.exchange(head, req, this.opts.maxBodyBytes)
-        if (conn.reusable && !this.closed && origin.idle.length < this.opts.maxIdle) origin.idle.push(conn)
-        else conn.close()
-        return res
+        return await new Promise<T>((resolve, reject) => {
+          conn.start(head, req, receiver(resolve, reject, conn), () => this.release(origin, conn))
+        })
       } catch (err) {
         conn.close()
-        if (pooled === conn && err instanceof WholeFailure && err.reason === 'reset' && !err.partial) continue
+        if (pooled === conn && err instanceof ClientFailure && err.reason === 'reset' && !err.partial) continue
         throw err
       }
     }
   }
 
-  /** Closes every idle connection (shutdown). */
-  close(): void {
-    this.closed = true
-    for (const origin of this.origins.values()) for (const conn of origin.idle.splice(0)) conn.close()
+  /** A connection whose answer is complete: back to the pool, or closed. */
+  private release(origin: Origin, conn: Connection): void {
+    if (conn.reusable && !this.closed && origin.idle.length < this.opts.maxIdle) origin.idle.push(conn)
+    else conn.close()
   }
 
   private origin(base: string): Origin {
@@ -89,7 +102,7 @@ export class Http1Client implements WholeClient {
     return origin
   }
 
-  private head(origin: Origin, req: WholeRequest): string {
+  private head(origin: Origin, req: ClientRequest): string {
     let head = `${req.method} ${origin.prefix}${req.target} HTTP/1.1\r\nhost: ${origin.host}\r\n`
     req.headers.forEach((value, name) => {
       if (name !== 'host' && name !== 'content-length' && name !== 'transfer-encoding' && name !== 'connection')
@@ -120,7 +133,7 @@ export class Http1Client implements WholeClient {
         (err: unknown) => {
           signal.removeEventListener('abort', onAbort)
           const code = String((err as { code?: unknown }).code ?? '')
-          reject(new WholeFailure('refused', false, `connection refused (${code || (err as Error).message})`))
+          reject(new ClientFailure('refused', false, `connection refused (${code || (err as Error).message})`))
         },
       )
     })
@@ -147,43 +160,53 @@ const SOCKET_HANDLERS = {
   },
 }
 
+/** Reading from the connection, as a streamed body's consumer steers it. */
+interface Flow {
+  pause(): void
+  resume(): void
+  /** The consumer wants no more: the connection is dropped. */
+  cancel(): void
+}
+
+/** Where an answer goes as it is parsed: read whole, or streamed. */
+interface Receiver {
+  /** The final head (not a 1xx); a failure refuses the answer. */
+  head(status: number, headers: Headers, hasBody: boolean): ClientFailure | undefined
+  /** Body bytes, already copied out of the runtime's buffer; a failure ends the answer. */
+  body(bytes: Uint8Array<ArrayBuffer>): ClientFailure | undefined
+  /** The answer is complete. */
+  end(): void
+  fail(err: Error): void
+}
+type ReceiverFactory<T> = (resolve: (value: T) => void, reject: (err: Error) => void, flow: Flow) => Receiver
+
 type Framing = { kind: 'none' } | { kind: 'length'; left: number } | { kind: 'chunked' } | { kind: 'close' }
 
 /** One keep-alive connection: one exchange at a time. */
-class Connection {
+class Connection implements Flow {
   closed = false
   /** Some byte of the current exchange's answer has arrived. */
   answered = false
   /** The last answer was complete and the server keeps the connection open. */
   reusable = false
   private socket?: Socket<Connection>
+  private paused = false
   private pendingWrite: Uint8Array[] = []
-  private current?: Exchange
+  private current?: { parser: Parser; receiver: Receiver; signal: AbortSignal; onAbort: () => void; onIdle: () => void }
 
   attach(socket: Socket<Connection>): void {
     this.socket = socket
   }
 
-  exchange(head: string, req: WholeRequest, maxBodyBytes: number): Promise<WholeResponse> {
+  start(head: string, req: ClientRequest, receiver: Receiver, onIdle: () => void): void {
     this.answered = false
     this.reusable = false
-    return new Promise<WholeResponse>((resolve, reject) => {
-      const onAbort = () => {
-        this.current = undefined
-        reject(req.signal.reason)
-        this.close()
-      }
-      req.signal.addEventListener('abort', onAbort, { once: true })
-      this.current = new Exchange(req.method, maxBodyBytes, (err, res) => {
-        this.current = undefined
-        req.signal.removeEventListener('abort', onAbort)
-        if (err) reject(err)
-        else resolve(res as WholeResponse)
-      })
-      // Head and body leave in one write: one syscall, and no small segment waiting on another's ACK.
-      const bytes = Buffer.from(head, 'latin1')
-      this.write(req.body && req.body.byteLength > 0 ? concatBytes([bytes, req.body]) : bytes)
-    })
+    const onAbort = () => this.fail(req.signal.reason)
+    req.signal.addEventListener('abort', onAbort, { once: true })
+    this.current = { parser: new Parser(req.method, receiver), receiver, signal: req.signal, onAbort, onIdle }
+    // Head and body leave in one write: one syscall, and no small segment waiting on another's ACK.
+    const bytes = Buffer.from(head, 'latin1')
+    this.write(req.body && req.body.byteLength > 0 ? concatBytes([bytes, req.body]) : bytes)
   }
 
   onData(chunk: Uint8Array): void {
@@ -194,20 +217,17 @@ class Connection {
       return
     }
     this.answered = true
-    let outcome: ReturnType<Exchange['feed']>
+    let outcome: ReturnType<Parser['feed']>
     try {
-      outcome = x.feed(chunk)
+      outcome = x.parser.feed(chunk)
     } catch (err) {
-      outcome = new WholeFailure('protocol', true, `malformed answer: ${(err as Error).message}`)
+      outcome = new ClientFailure('protocol', true, `malformed answer: ${(err as Error).message}`)
     }
     if (outcome === 'more') return
     if (outcome === 'done') {
-      this.reusable = x.keepAlive && !x.leftover
-      x.finish()
-    } else {
-      x.fail(outcome)
-      this.close()
-    }
+      this.reusable = x.parser.keepAlive && !x.parser.leftover
+      this.finish()
+    } else this.fail(outcome)
   }
 
   onDrain(): void {
@@ -223,22 +243,39 @@ class Connection {
     }
   }
 
-  /** The connection ended; when we closed it ourselves, whoever did settles the exchange. */
+  /** The connection ended; when we closed it ourselves, whoever did settled the exchange. */
   onClose(err?: Error): void {
     if (this.closed) return
     this.closed = true
     const x = this.current
     if (!x) return
     // An answer framed by the close is complete now; anything else was cut off.
-    if (x.endsAtClose()) x.finish()
+    if (x.parser.endsAtClose()) this.finish()
     else
-      x.fail(
-        new WholeFailure(
+      this.fail(
+        new ClientFailure(
           'reset',
           this.answered,
           err ? `connection error: ${err.message}` : 'connection closed before the answer was complete',
         ),
       )
+  }
+
+  pause(): void {
+    if (this.paused || this.closed) return
+    this.paused = true
+    this.socket?.pause()
+  }
+
+  resume(): void {
+    if (!this.paused) return
+    this.paused = false
+    this.socket?.resume()
+  }
+
+  cancel(): void {
+    this.detach()
+    this.close()
   }
 
   close(): void {
@@ -248,9 +285,32 @@ class Connection {
     this.socket?.terminate()
   }
 
+  /** The answer is complete: the receiver has it, and the connection is free for the next exchange. */
+  private finish(): void {
+    const x = this.detach()
+    if (!x) return
+    this.resume()
+    x.receiver.end()
+    x.onIdle()
+  }
+
+  private fail(err: Error): void {
+    const x = this.detach()
+    this.close()
+    x?.receiver.fail(err)
+  }
+
+  private detach() {
+    const x = this.current
+    if (!x) return undefined
+    this.current = undefined
+    x.signal.removeEventListener('abort', x.onAbort)
+    return x
+  }
+
   private write(bytes: Uint8Array): void {
     if (!this.socket || this.closed) {
-      this.current?.fail(new WholeFailure('reset', false, 'connection closed before the request was sent'))
+      this.fail(new ClientFailure('reset', false, 'connection closed before the request was sent'))
       return
     }
     if (this.pendingWrite.length > 0) {
@@ -258,40 +318,36 @@ class Connection {
       return
     }
     const n = this.socket.write(bytes)
-    if (n < 0) this.current?.fail(new WholeFailure('reset', false, 'connection closed before the request was sent'))
+    if (n < 0) this.fail(new ClientFailure('reset', false, 'connection closed before the request was sent'))
     else if (n < bytes.byteLength) this.pendingWrite.push(bytes.subarray(n))
   }
 }
 
-/** The parse state of one answer. */
-class Exchange {
+/** The parse state of one answer; what it finds goes to the receiver. */
+class Parser {
   keepAlive = true
   leftover = false
   private buffered: Uint8Array = new Uint8Array(0)
-  private status = 0
-  private headers?: Headers
+  private headed = false
   private framing: Framing = { kind: 'none' }
-  private parts: Uint8Array<ArrayBuffer>[] = []
-  private size = 0
   /** Chunked decoding: bytes of the current chunk still to come; -1 while reading a size line, -2 before the CRLF that ends a chunk. */
   private chunkLeft = -1
   private trailers = false
 
   constructor(
     private readonly method: string,
-    private readonly maxBodyBytes: number,
-    private readonly settle: (err: Error | undefined, res?: WholeResponse) => void,
+    private readonly receiver: Receiver,
   ) {}
 
-  /** Takes the next bytes: 'more' to wait, 'done' when the answer is whole, or the failure. */
-  feed(chunk: Uint8Array): 'more' | 'done' | WholeFailure {
+  /** Takes the next bytes: 'more' to wait, 'done' when the answer is complete, or the failure. */
+  feed(chunk: Uint8Array): 'more' | 'done' | ClientFailure {
     // Keep only what is not consumed now; the runtime may reuse the chunk's memory.
     let data = this.buffered.byteLength > 0 ? concatBytes([this.buffered, chunk]) : chunk
     this.buffered = new Uint8Array(0)
-    while (!this.headers) {
+    while (!this.headed) {
       const end = indexOf(data, CRLF2)
       if (end > MAX_HEAD_BYTES || (end === -1 && data.byteLength > MAX_HEAD_BYTES))
-        return new WholeFailure('protocol', true, 'answer headers too large')
+        return new ClientFailure('protocol', true, 'answer headers too large')
       if (end === -1) {
         this.buffered = data.slice()
         return 'more'
@@ -303,73 +359,48 @@ class Exchange {
     return this.body(data)
   }
 
-  finish(): void {
-    const headers = this.headers as Headers
-    let body = this.parts.length === 1 ? (this.parts[0] as Uint8Array<ArrayBuffer>) : concatBytes(this.parts)
-    // We never ask for compression; a server that compresses anyway is decoded, as fetch would.
-    const encoding = headers.get('content-encoding')?.trim().toLowerCase()
-    const decode = encoding ? DECODERS[encoding] : undefined
-    if (decode && body.byteLength > 0) {
-      try {
-        body = new Uint8Array(decode(body, { maxOutputLength: this.maxBodyBytes }))
-      } catch (err) {
-        this.settle(new WholeFailure('protocol', true, `cannot decode the ${encoding} answer: ${(err as Error).message}`))
-        return
-      }
-      headers.delete('content-encoding')
-    }
-    this.settle(undefined, { status: this.status, headers, body })
-  }
-
-  fail(err: Error): void {
-    this.settle(err)
-  }
-
   endsAtClose(): boolean {
-    return this.headers !== undefined && this.framing.kind === 'close'
+    return this.headed && this.framing.kind === 'close'
   }
 
-  private parseHead(text: string): WholeFailure | undefined {
+  private parseHead(text: string): ClientFailure | undefined {
     const lines = text.split('\r\n')
-    const statusLine = /^HTTP\/1\.([01]) (\d{3})(?: .*)?$/.exec(lines[0] ?? '')
-    if (!statusLine) return new WholeFailure('protocol', true, 'malformed status line')
+    const statusLine = /^HTTP\/1\.([01]) ([1-5]\d\d)(?: .*)?$/.exec(lines[0] ?? '')
+    if (!statusLine) return new ClientFailure('protocol', true, 'malformed status line')
     const status = Number(statusLine[2])
     // 1xx interim answers (100 Continue, 103 Early Hints) precede the real one.
-    if (status >= 100 && status < 200) return undefined
+    if (status < 200) return undefined
     const headers = new Headers()
     for (let i = 1; i < lines.length; i++) {
       const line = lines[i] as string
       const colon = line.indexOf(':')
-      if (colon <= 0) return new WholeFailure('protocol', true, 'malformed header line')
+      if (colon <= 0) return new ClientFailure('protocol', true, 'malformed header line')
       try {
         headers.append(line.slice(0, colon).trim(), line.slice(colon + 1).trim())
       } catch {
-        return new WholeFailure('protocol', true, 'malformed header line')
+        return new ClientFailure('protocol', true, 'malformed header line')
       }
     }
-    this.status = status
-    this.headers = headers
+    this.headed = true
     const connection = headers.get('connection')?.toLowerCase() ?? ''
     this.keepAlive = statusLine[1] === '1' ? !connection.includes('close') : connection.includes('keep-alive')
     const encoding = headers.get('transfer-encoding')
     const length = headers.get('content-length')
     if (this.method === 'HEAD' || status === 204 || status === 304) this.framing = { kind: 'none' }
     else if (encoding !== null) {
-      if (!/(^|,)\s*chunked\s*$/i.test(encoding)) return new WholeFailure('protocol', true, `unsupported transfer-encoding '${encoding}'`)
+      if (!/(^|,)\s*chunked\s*$/i.test(encoding)) return new ClientFailure('protocol', true, `unsupported transfer-encoding '${encoding}'`)
       this.framing = { kind: 'chunked' }
     } else if (length !== null) {
-      if (!/^\d{1,15}$/.test(length)) return new WholeFailure('protocol', true, `malformed content-length '${length}'`)
-      const left = Number(length)
-      if (left > this.maxBodyBytes) return new WholeFailure('protocol', true, `answer of ${left} bytes is larger than ${this.maxBodyBytes}`)
-      this.framing = { kind: 'length', left }
+      if (!/^\d{1,15}$/.test(length)) return new ClientFailure('protocol', true, `malformed content-length '${length}'`)
+      this.framing = { kind: 'length', left: Number(length) }
     } else {
       this.framing = { kind: 'close' }
       this.keepAlive = false
     }
-    return undefined
+    return this.receiver.head(status, headers, this.framing.kind !== 'none' && !(this.framing.kind === 'length' && this.framing.left === 0))
   }
 
-  private body(data: Uint8Array): 'more' | 'done' | WholeFailure {
+  private body(data: Uint8Array): 'more' | 'done' | ClientFailure {
     const framing = this.framing
     if (framing.kind === 'none') {
       this.leftover = data.byteLength > 0
@@ -377,17 +408,20 @@ class Exchange {
     }
     if (framing.kind === 'length') {
       const take = Math.min(framing.left, data.byteLength)
-      if (take > 0) this.keep(data.subarray(0, take))
+      if (take > 0) {
+        const failure = this.keep(data.subarray(0, take))
+        if (failure) return failure
+      }
       framing.left -= take
       if (framing.left > 0) return 'more'
       this.leftover = data.byteLength > take
       return 'done'
     }
-    if (framing.kind === 'close') return this.keep(data) ?? 'more'
+    if (framing.kind === 'close') return (data.byteLength > 0 && this.keep(data)) || 'more'
     return this.chunked(data)
   }
 
-  private chunked(data: Uint8Array): 'more' | 'done' | WholeFailure {
+  private chunked(data: Uint8Array): 'more' | 'done' | ClientFailure {
     let at = 0
     while (at < data.byteLength) {
       if (this.chunkLeft > 0) {
@@ -401,14 +435,14 @@ class Exchange {
       }
       const eol = indexOf(data, CRLF2.subarray(2), at)
       if (eol === -1) {
-        if (data.byteLength - at > 4096) return new WholeFailure('protocol', true, 'malformed chunk')
+        if (data.byteLength - at > 4096) return new ClientFailure('protocol', true, 'malformed chunk')
         this.buffered = data.slice(at)
         return 'more'
       }
       const line = Buffer.from(data.buffer, data.byteOffset + at, eol - at).toString('latin1')
       at = eol + 2
       if (this.chunkLeft === -2) {
-        if (line !== '') return new WholeFailure('protocol', true, 'malformed chunk')
+        if (line !== '') return new ClientFailure('protocol', true, 'malformed chunk')
         this.chunkLeft = -1
         continue
       }
@@ -419,26 +453,157 @@ class Exchange {
       }
       const sizeText = line.split(';', 1)[0]?.trim() ?? ''
       const size = Number.parseInt(sizeText, 16)
-      if (!/^[0-9a-fA-F]{1,12}$/.test(sizeText)) return new WholeFailure('protocol', true, 'malformed chunk size')
+      if (!/^[0-9a-fA-F]{1,12}$/.test(sizeText)) return new ClientFailure('protocol', true, 'malformed chunk size')
       if (size === 0) this.trailers = true
       else this.chunkLeft = size
     }
     return 'more'
   }
 
-  private keep(bytes: Uint8Array): WholeFailure | undefined {
-    this.size += bytes.byteLength
-    if (this.size > this.maxBodyBytes) return new WholeFailure('protocol', true, `answer is larger than ${this.maxBodyBytes} bytes`)
-    this.parts.push(bytes.slice())
-    return undefined
+  private keep(bytes: Uint8Array): ClientFailure | undefined {
+    return this.receiver.body(bytes.slice())
   }
 }
 
-const DECODERS: Record<string, (data: Uint8Array, options: { maxOutputLength: number }) => Uint8Array> = {
+/** Collects the answer and hands it over complete, decoded if the server compressed it unasked. */
+class WholeReceiver implements Receiver {
+  private status = 0
+  private headers = new Headers()
+  private parts: Uint8Array<ArrayBuffer>[] = []
+  private size = 0
+
+  constructor(
+    private readonly maxBodyBytes: number,
+    private readonly resolve: (res: WholeResponse) => void,
+    private readonly reject: (err: Error) => void,
+  ) {}
+
+  head(status: number, headers: Headers): ClientFailure | undefined {
+    this.status = status
+    this.headers = headers
+    const length = Number(headers.get('content-length') ?? 0)
+    if (length > this.maxBodyBytes)
+      return new ClientFailure('protocol', true, `answer of ${length} bytes is larger than ${this.maxBodyBytes}`)
+    return undefined
+  }
+
+  body(bytes: Uint8Array<ArrayBuffer>): ClientFailure | undefined {
+    this.size += bytes.byteLength
+    if (this.size > this.maxBodyBytes) return new ClientFailure('protocol', true, `answer is larger than ${this.maxBodyBytes} bytes`)
+    this.parts.push(bytes)
+    return undefined
+  }
+
+  end(): void {
+    const headers = this.headers
+    let body = this.parts.length === 1 ? (this.parts[0] as Uint8Array<ArrayBuffer>) : concatBytes(this.parts)
+    // We never ask for compression; a server that compresses anyway is decoded, as fetch would.
+    const encoding = contentEncoding(headers)
+    if (encoding && body.byteLength > 0) {
+      try {
+        body = new Uint8Array((DECODERS[encoding] as Decoder)(body, { maxOutputLength: this.maxBodyBytes }))
+      } catch (err) {
+        this.reject(new ClientFailure('protocol', true, `cannot decode the ${encoding} answer: ${(err as Error).message}`))
+        return
+      }
+    }
+    this.resolve({ status: this.status, headers, body })
+  }
+
+  fail(err: Error): void {
+    this.reject(err)
+  }
+}
+
+/**
+ * Hands over the head at once and the body as a stream. Back-pressure: past `HIGH_WATER` bytes queued
+ * and unread, the socket stops reading until the consumer pulls, so a slow client slows the backend
+ * (through TCP) instead of filling the gateway's memory.
+ */
+class StreamReceiver implements Receiver {
+  private controller?: ReadableStreamDefaultController<Uint8Array>
+  private ended = false
+
+  constructor(
+    private readonly resolve: (res: StreamedResponse) => void,
+    private readonly reject: (err: Error) => void,
+    private readonly flow: Flow,
+  ) {}
+
+  head(status: number, headers: Headers, hasBody: boolean): ClientFailure | undefined {
+    if (!hasBody) {
+      this.resolve({ status, headers, body: null })
+      return undefined
+    }
+    const flow = this.flow
+    let body = new ReadableStream<Uint8Array>(
+      {
+        start: (controller) => {
+          this.controller = controller
+        },
+        pull: () => flow.resume(),
+        cancel: () => {
+          this.ended = true
+          flow.cancel()
+        },
+      },
+      { highWaterMark: HIGH_WATER, size: (chunk) => chunk?.byteLength ?? 0 },
+    )
+    // We never ask for compression; a server that compresses anyway is decoded, as fetch would.
+    const encoding = contentEncoding(headers)
+    if (encoding) {
+      const decoder = new DecompressionStream(STREAM_FORMATS[encoding] as CompressionFormat)
+      body = body.pipeThrough(decoder as unknown as ReadableWritablePair<Uint8Array, Uint8Array>)
+    }
+    this.resolve({ status, headers, body })
+    return undefined
+  }
+
+  body(bytes: Uint8Array<ArrayBuffer>): ClientFailure | undefined {
+    const controller = this.controller
+    if (!controller || this.ended) return undefined
+    controller.enqueue(bytes)
+    if ((controller.desiredSize ?? 1) <= 0) this.flow.pause()
+    return undefined
+  }
+
+  end(): void {
+    if (this.ended) return
+    this.ended = true
+    this.controller?.close()
+  }
+
+  fail(err: Error): void {
+    this.reject(err)
+    if (this.ended) return
+    this.ended = true
+    this.controller?.error(err)
+  }
+}
+
+/** Bytes of a streamed answer queued unread before the socket pauses. */
+const HIGH_WATER = 64 * 1024
+
+type Decoder = (data: Uint8Array, options: { maxOutputLength: number }) => Uint8Array
+const DECODERS: Record<string, Decoder> = {
   gzip: gunzipSync,
   'x-gzip': gunzipSync,
   deflate: inflateSync,
   br: brotliDecompressSync,
+}
+// Bun's DecompressionStream also takes 'brotli'.
+const STREAM_FORMATS: Record<string, string> = { gzip: 'gzip', 'x-gzip': 'gzip', deflate: 'deflate', br: 'brotli' }
+
+/**
+ * The content coding the answer must be decoded from, if any; the header goes, since the bytes handed
+ * over are decoded (and so does the length, which was the encoded one). An unknown coding is left as is.
+ */
+function contentEncoding(headers: Headers): string | undefined {
+  const encoding = headers.get('content-encoding')?.trim().toLowerCase()
+  if (!encoding || !(encoding in DECODERS)) return undefined
+  headers.delete('content-encoding')
+  headers.delete('content-length')
+  return encoding
 }
 
 function indexOf(data: Uint8Array, needle: Uint8Array, from = 0): number {

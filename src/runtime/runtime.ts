@@ -3,7 +3,7 @@
 // knows which runtime it is on.
 
 import type { AnyElysia } from 'elysia'
-import type { WholeClient } from './whole.ts'
+import type { RuntimeClient } from './client.ts'
 
 export interface ServeOptions {
   readonly hostname: string
@@ -24,10 +24,10 @@ export interface Runtime {
   /** The peer address of a request being served. */
   clientIp(request: Request): string
   /**
-   * The runtime's own client for whole exchanges with plain-http backends, where it has one cheaper
-   * than fetch (SPEC §7); without it every upstream call goes through fetch.
+   * The runtime's own client for plain-http backends, where it has one cheaper than fetch (SPEC §7);
+   * without it every upstream call goes through fetch.
    */
-  wholeClient?(options: { readonly maxBodyBytes: number; readonly maxIdle: number }): WholeClient
+  httpClient?(options: { readonly maxBodyBytes: number; readonly maxIdle: number }): RuntimeClient
   /** A signal that fires when the client disconnects, where the runtime offers one with that meaning. */
   clientSignal(request: Request): AbortSignal | undefined
   onSignal(signal: 'SIGTERM' | 'SIGINT', handler: () => void): void

@@ -4,8 +4,8 @@
 import { afterAll, afterEach, describe, expect, test } from 'bun:test'
 import { gzipSync } from 'node:zlib'
 import type { Socket, TCPSocketListener } from 'bun'
+import { ClientFailure, type ClientRequest } from '../../src/runtime/client.ts'
 import { Http1Client } from '../../src/runtime/http1.bun.ts'
-import { WholeFailure, type WholeRequest } from '../../src/runtime/whole.ts'
 
 type Reply = (socket: Socket<Peer>, request: string, peer: Peer) => void | Promise<void>
 interface Peer {
@@ -90,7 +90,7 @@ afterEach(() => {
   server.reply = (socket) => void send(socket, 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok')
 })
 
-function request(fields: Partial<WholeRequest> = {}): WholeRequest {
+function request(fields: Partial<ClientRequest> = {}): ClientRequest {
   const headers = new Headers({ 'content-type': 'application/json', 'x-request-id': 'r-1' })
   return {
     base: server.base,
@@ -104,23 +104,23 @@ function request(fields: Partial<WholeRequest> = {}): WholeRequest {
 }
 const text = (body: Uint8Array) => new TextDecoder().decode(body)
 /** Writes `parts` one after another with a pause between, so the client sees them in separate reads. */
-async function dribble(socket: Socket<Peer>, parts: string[] | Uint8Array[]): Promise<void> {
+async function dribble(socket: Socket<Peer>, parts: Array<string | Uint8Array>): Promise<void> {
   for (const part of parts) {
     send(socket, part)
     socket.flush()
     await Bun.sleep(2)
   }
 }
-async function failure(promise: Promise<unknown>): Promise<WholeFailure> {
+async function failure(promise: Promise<unknown>): Promise<ClientFailure> {
   const err = await promise.then(
     () => undefined,
     (e: unknown) => e,
   )
-  expect(err).toBeInstanceOf(WholeFailure)
-  return err as WholeFailure
+  expect(err).toBeInstanceOf(ClientFailure)
+  return err as ClientFailure
 }
 
-describe('HTTP/1.1 client for whole exchanges (SPEC §7)', () => {
+describe('HTTP/1.1 client for whole answers (SPEC §7)', () => {
   test('sends the request line, host, headers and body once, under the base URL prefix', async () => {
     const res = await client.request(request({ base: `${server.base}/ollama/`, target: '/api/chat?x=1' }))
     expect(res.status).toBe(200)
@@ -264,5 +264,102 @@ describe('HTTP/1.1 client for whole exchanges (SPEC §7)', () => {
     const res = await client.request(request())
     expect(text(res.body)).toBe('{"done":true}')
     expect(res.headers.get('content-encoding')).toBeNull()
+  })
+})
+
+describe('HTTP/1.1 client for streamed answers (SPEC §4.8, §7)', () => {
+  /** Reads a stream to its end as text. */
+  async function readAll(body: ReadableStream<Uint8Array> | null): Promise<string> {
+    return body ? await new Response(body).text() : ''
+  }
+
+  test('the head arrives before the body is complete, and each chunk as it is sent; then the connection is reused', async () => {
+    let sendRest = () => {}
+    server.reply = (socket) => {
+      send(socket, 'HTTP/1.1 200 OK\r\ncontent-type: application/x-ndjson\r\ntransfer-encoding: chunked\r\n\r\n')
+      send(socket, '8\r\n{"n":1}\n\r\n')
+      sendRest = () => send(socket, '8\r\n{"n":2}\n\r\n0\r\n\r\n')
+    }
+    const before = server.connections
+    const res = await client.stream(request())
+    expect(res.status).toBe(200)
+    expect(res.headers.get('content-type')).toBe('application/x-ndjson')
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader()
+    expect(text((await reader.read()).value as Uint8Array)).toBe('{"n":1}\n')
+    sendRest()
+    expect(text((await reader.read()).value as Uint8Array)).toBe('{"n":2}\n')
+    expect((await reader.read()).done).toBe(true)
+    server.reply = (socket) => void send(socket, 'HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nnext')
+    expect(await readAll((await client.stream(request())).body)).toBe('next')
+    expect(server.connections - before).toBeLessThanOrEqual(1)
+  })
+
+  test('back-pressure: an unread body stops the client reading, so the server cannot send it all; reading resumes it', async () => {
+    const size = 48 * 1024 * 1024
+    let peer: Peer | undefined
+    server.reply = (socket, _request, p) => {
+      peer = p
+      send(socket, `HTTP/1.1 200 OK\r\ncontent-length: ${size}\r\n\r\n`)
+      send(socket, new Uint8Array(size).fill(120))
+    }
+    const res = await client.stream(request())
+    await Bun.sleep(300)
+    // Kernel buffers on both sides hold a few MiB; the rest must still wait at the server.
+    const waiting = () => (peer?.unsent ?? []).reduce((n, b) => n + b.byteLength, 0)
+    expect(waiting()).toBeGreaterThan(size / 2)
+    let received = 0
+    for await (const chunk of res.body as ReadableStream<Uint8Array>) received += chunk.byteLength
+    expect(received).toBe(size)
+    expect(waiting()).toBe(0)
+  })
+
+  test('a body cut off midway errors the stream with a partial reset', async () => {
+    server.reply = (socket) => {
+      send(socket, 'HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nthe beginning')
+      socket.end()
+    }
+    const res = await client.stream(request())
+    const err = await readAll(res.body).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    expect(err).toBeInstanceOf(ClientFailure)
+    expect([(err as ClientFailure).reason, (err as ClientFailure).partial]).toEqual(['reset', true])
+  })
+
+  test('a consumer that cancels drops the connection; an abort after the head errors the body with its reason', async () => {
+    server.reply = (socket) => void send(socket, 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\none\r\n')
+    const before = server.connections
+    const cancelled = await client.stream(request())
+    await cancelled.body?.cancel()
+    const abort = new AbortController()
+    const aborted = await client.stream(request({ signal: abort.signal }))
+    // The cancelled stream's connection was not reused.
+    expect(server.connections).toBe(before + 2)
+    const reason = new Error('deadline')
+    abort.abort(reason)
+    expect(
+      await readAll(aborted.body).then(
+        () => undefined,
+        (e: unknown) => e,
+      ),
+    ).toBe(reason)
+  })
+
+  test('no body for 204 and HEAD; a gzip body is decoded as it streams', async () => {
+    server.reply = (socket) => void send(socket, 'HTTP/1.1 204 No Content\r\n\r\n')
+    expect((await client.stream(request())).body).toBeNull()
+    server.reply = (socket) => void send(socket, 'HTTP/1.1 200 OK\r\ncontent-length: 7\r\n\r\n')
+    expect((await client.stream(request({ method: 'HEAD', body: null }))).body).toBeNull()
+    const packed = gzipSync('{"n":1}\n{"n":2}\n')
+    server.reply = (socket) =>
+      dribble(socket, [
+        `HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ncontent-length: ${packed.length}\r\n\r\n`,
+        packed.subarray(0, 10),
+        packed.subarray(10),
+      ])
+    const res = await client.stream(request())
+    expect(res.headers.get('content-encoding')).toBeNull()
+    expect(await readAll(res.body)).toBe('{"n":1}\n{"n":2}\n')
   })
 })
