@@ -1,5 +1,6 @@
-// One request to one backend: native fetch or the runtime's own client (SPEC §7), no redirects followed (SPEC §6), and transport failures
-// mapped to gateway errors. The caller's deadline (SPEC §3.2 OLLAMA_READ_TIMEOUT_S) aborts it.
+// One request to one backend: native fetch or the runtime's own client (SPEC §7), no redirects followed
+// (SPEC §6), and transport failures mapped to gateway errors. The caller's deadline (SPEC §3.2
+// OLLAMA_READ_TIMEOUT_S) aborts it.
 import type { Backend } from '../backends/backend.ts'
 import { GatewayError } from '../errors.ts'
 import { ClientFailure, type ClientRequest, type RuntimeClient, type WholeResponse } from '../runtime/client.ts'
