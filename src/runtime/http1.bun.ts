@@ -485,10 +485,11 @@ class WholeReceiver implements Receiver {
     private readonly reject: (err: Error) => void,
   ) {}
 
-  head(status: number, headers: Headers): ClientFailure | undefined {
+  head(status: number, headers: Headers, hasBody: boolean): ClientFailure | undefined {
     this.status = status
     this.headers = headers
-    const length = Number(headers.get('content-length') ?? 0)
+    // A HEAD, 204 or 304 answer's Content-Length describes a body that is not sent.
+    const length = hasBody ? Number(headers.get('content-length') ?? 0) : 0
     if (length > this.maxBodyBytes)
       return new ClientFailure('protocol', true, `answer of ${length} bytes is larger than ${this.maxBodyBytes}`)
     return undefined
