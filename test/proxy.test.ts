@@ -126,6 +126,13 @@ describe('forwarding (SPEC §4.8)', () => {
     expect(body.message.content).toBe('w0 w1 w2 ')
   })
 
+  test('a stream in a coding the gateway cannot decode keeps its content-encoding, bytes unchanged', async () => {
+    fake.behaviour.encoding = 'x-unknown'
+    const res = await post('/api/chat', { model: 'llama3.2', messages: [] })
+    expect(res.headers.get('content-encoding')).toBe('x-unknown')
+    expect(await res.text()).toBe(fake.sentText(fake.last('/api/chat')))
+  })
+
   test('GET and HEAD / answer "Ollama is running" without touching a backend', async () => {
     const res = await fetch(`${gw.url}/`)
     expect(await res.text()).toBe('Ollama is running')

@@ -319,7 +319,10 @@ export function createProxy(deps: ProxyDeps) {
         if (CHANGES_MODELS.has(endpoint.path) && result.outcome === 'ok') void deps.discovery.poll(backend)
         finish(x, result)
       }
-      const responseHeaders = clientResponseHeaders(upstream.headers, meta.requestId, upstream instanceof Response)
+      // fetch decodes a compressed body but keeps its content-encoding; the runtime's own client removes
+      // the header when it decodes, and keeps it (and the bytes) for a coding it cannot decode.
+      const viaFetch = !client?.handles(backend.url)
+      const responseHeaders = clientResponseHeaders(upstream.headers, meta.requestId, viaFetch)
       responseHeaders.set('x-backend', backend.name)
       if (x.admission) for (const [name, value] of Object.entries(x.admission.headers)) responseHeaders.set(name, value)
       deadline.refresh()

@@ -19,6 +19,8 @@ export interface Behaviour {
   errorAfter?: number
   /** Compress the response body with gzip. */
   gzip?: boolean
+  /** Label a streamed body with this content-encoding, bytes unchanged (a coding nobody decodes). */
+  encoding?: string
   promptTokens: number
   /** Send the last line in two writes, split at this byte offset (lines split across network reads). */
   splitFinalAt?: number
@@ -357,7 +359,7 @@ export class FakeOllama {
       },
       { highWaterMark: 0 },
     )
-    return new Response(body, { headers: { 'content-type': type } })
+    return new Response(body, { headers: { 'content-type': type, ...(b.encoding ? { 'content-encoding': b.encoding } : {}) } })
   }
 }
 
