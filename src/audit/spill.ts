@@ -56,7 +56,7 @@ export class SpillFile {
 
   /** Spill files waiting to be replayed (the one being written included, once its writes settle). */
   hasPending(): boolean {
-    return this.pendingWrites > 0 || this.mayHaveFiles
+    return this.mayHaveFiles
   }
 
   private files(): string[] {

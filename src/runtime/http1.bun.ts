@@ -509,7 +509,7 @@ class WholeReceiver implements Receiver {
     const encoding = contentEncoding(headers)
     if (encoding && body.byteLength > 0) {
       try {
-        body = new Uint8Array((DECODERS[encoding] as Decoder)(body, { maxOutputLength: this.maxBodyBytes }))
+        body = new Uint8Array((CODINGS[encoding] as Coding).decode(body, { maxOutputLength: this.maxBodyBytes }))
       } catch (err) {
         this.reject(new ClientFailure('protocol', true, `cannot decode the ${encoding} answer: ${(err as Error).message}`))
         return
@@ -560,7 +560,7 @@ class StreamReceiver implements Receiver {
     // We never ask for compression; a server that compresses anyway is decoded, as fetch would.
     const encoding = contentEncoding(headers)
     if (encoding) {
-      const decoder = new DecompressionStream(STREAM_FORMATS[encoding] as CompressionFormat)
+      const decoder = new DecompressionStream((CODINGS[encoding] as Coding).format as CompressionFormat)
       body = body.pipeThrough(decoder as unknown as ReadableWritablePair<Uint8Array, Uint8Array>)
     }
     this.resolve({ status, headers, body })
@@ -592,15 +592,17 @@ class StreamReceiver implements Receiver {
 /** Bytes of a streamed answer queued unread before the socket pauses. */
 const HIGH_WATER = 64 * 1024
 
-type Decoder = (data: Uint8Array, options: { maxOutputLength: number }) => Uint8Array
-const DECODERS: Record<string, Decoder> = {
-  gzip: gunzipSync,
-  'x-gzip': gunzipSync,
-  deflate: inflateSync,
-  br: brotliDecompressSync,
+/** Each content coding the client decodes: whole with zlib, streamed with DecompressionStream (Bun's also takes 'brotli'). */
+interface Coding {
+  readonly decode: (data: Uint8Array, options: { maxOutputLength: number }) => Uint8Array
+  readonly format: string
 }
-// Bun's DecompressionStream also takes 'brotli'.
-const STREAM_FORMATS: Record<string, string> = { gzip: 'gzip', 'x-gzip': 'gzip', deflate: 'deflate', br: 'brotli' }
+const CODINGS: Record<string, Coding> = {
+  gzip: { decode: gunzipSync, format: 'gzip' },
+  'x-gzip': { decode: gunzipSync, format: 'gzip' },
+  deflate: { decode: inflateSync, format: 'deflate' },
+  br: { decode: brotliDecompressSync, format: 'brotli' },
+}
 
 /**
  * The content coding the answer must be decoded from, if any; the header goes, since the bytes handed
@@ -608,7 +610,7 @@ const STREAM_FORMATS: Record<string, string> = { gzip: 'gzip', 'x-gzip': 'gzip',
  */
 function contentEncoding(headers: Headers): string | undefined {
   const encoding = headers.get('content-encoding')?.trim().toLowerCase()
-  if (!encoding || !(encoding in DECODERS)) return undefined
+  if (!encoding || !(encoding in CODINGS)) return undefined
   headers.delete('content-encoding')
   headers.delete('content-length')
   return encoding
