@@ -10,6 +10,7 @@ export class BackendRegistry {
   readonly all: readonly Backend[]
   private readonly byName: ReadonlyMap<string, Backend>
   private rotation = 0
+  private readonly canonicalNames = new Map<string, string>()
 
   constructor(config: Config) {
     const auth = { header: config.upstreamAuthHeader, scheme: config.upstreamAuthScheme }
@@ -24,6 +25,20 @@ export class BackendRegistry {
     }
     this.all = config.backends.map((b) => new Backend(b, token ? { ...auth, token } : auth, limits))
     this.byName = new Map(this.all.map((b) => [b.name, b]))
+  }
+
+  /**
+   * normalizeModel for the request path, remembered: clients name the same few models on every
+   * request. Bounded: the names come from request bodies, so the map is emptied when it fills.
+   */
+  private canonical(model: string): string {
+    let wanted = this.canonicalNames.get(model)
+    if (wanted === undefined) {
+      if (this.canonicalNames.size >= 1024) this.canonicalNames.clear()
+      wanted = normalizeModel(model)
+      this.canonicalNames.set(model, wanted)
+    }
+    return wanted
   }
 
   get(name: string): Backend | undefined {
@@ -45,7 +60,7 @@ export class BackendRegistry {
 
   /** SPEC §4.7 for a model: the backends to try, in order; undefined when no backend has the model. */
   forModel(model: string): Backend[] | undefined {
-    const wanted = normalizeModel(model)
+    const wanted = this.canonical(model)
     const views: BackendView[] = this.all.map((b) => ({
       name: b.name,
       healthy: b.health !== 'down',

@@ -52,9 +52,9 @@ export function parseKey(token: string): ParsedKey | undefined {
 const nativeSha256 = typeof Bun === 'undefined' ? undefined : Bun.SHA256
 
 /** The digest the caches hold: SHA-256 of the secret, never the secret itself. */
-export function secretDigest(secret: string): Buffer {
+export function secretDigest(secret: string, into?: Buffer): Buffer {
   if (!nativeSha256) return createHash('sha256').update(secret).digest()
-  const out = Buffer.allocUnsafe(32)
+  const out = into ?? Buffer.allocUnsafe(32)
   nativeSha256.hash(secret, out)
   return out
 }

@@ -9,7 +9,10 @@ export interface ParsedBody {
 }
 
 export async function readJsonBody(request: Request, maxBytes: number): Promise<ParsedBody> {
-  const bytes = await readLimited(request, maxBytes)
+  // A declared length (every JSON client sends one) is checked, then the body read in one call.
+  const declared = request.headers.get('content-length')
+  if (declared !== null && Number(declared) > maxBytes) throw tooLarge(maxBytes)
+  const bytes = declared !== null ? new Uint8Array(await request.arrayBuffer()) : await readChunked(request, maxBytes)
   if (bytes.byteLength === 0) throw new GatewayError('bad_request', 'request body is empty; send a JSON object')
   let json: unknown
   try {
@@ -30,12 +33,7 @@ function tooLarge(maxBytes: number): GatewayError {
   return new GatewayError('payload_too_large', `request body exceeds the ${mb} MB limit (MAX_BODY_MB)`)
 }
 
-async function readLimited(request: Request, maxBytes: number): Promise<Uint8Array<ArrayBuffer>> {
-  const declared = request.headers.get('content-length')
-  if (declared !== null) {
-    if (Number(declared) > maxBytes) throw tooLarge(maxBytes)
-    return new Uint8Array(await request.arrayBuffer())
-  }
+async function readChunked(request: Request, maxBytes: number): Promise<Uint8Array<ArrayBuffer>> {
   if (!request.body) return new Uint8Array(0)
   // Chunked upload: count as we go and stop reading at the limit.
   const parts: Uint8Array[] = []

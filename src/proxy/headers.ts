@@ -81,9 +81,17 @@ const assigned = new WeakMap<Request, string>()
 export function requestIdOf(request: Request): string {
   let id = assigned.get(request)
   if (id === undefined) {
-    const given = request.headers.get('x-request-id')
-    id = given && REQUEST_ID.test(given) ? given : crypto.randomUUID()
+    id = requestIdFrom(request.headers)
     assigned.set(request, id)
   }
   return id
+}
+
+/**
+ * A request id made once, by a caller that keeps it (the proxy carries it through the exchange and
+ * never asks `requestIdOf` again): no entry in the per-request map.
+ */
+export function requestIdFrom(headers: Headers): string {
+  const given = headers.get('x-request-id')
+  return given && REQUEST_ID.test(given) ? given : crypto.randomUUID()
 }

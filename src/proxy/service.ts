@@ -45,7 +45,9 @@ export interface ProxyDeps {
 export interface RequestMeta {
   readonly requestId: string
   readonly clientIp: string
-  readonly url: URL
+  /** The URL's path (already normalized by the server) and its query, `?` included or empty. */
+  readonly path: string
+  readonly search: string
   readonly userAgent: string | null
 }
 
@@ -119,7 +121,7 @@ export function createProxy(deps: ProxyDeps) {
       client_ip: x.meta.clientIp,
       user_agent: x.meta.userAgent,
       method: x.endpoint.method,
-      path: x.meta.url.pathname,
+      path: x.meta.path,
       model: x.model ?? null,
       backend: x.backend ?? null,
       status,
@@ -140,7 +142,7 @@ export function createProxy(deps: ProxyDeps) {
     log.info('request', {
       request_id: x.meta.requestId,
       method: x.endpoint.method,
-      path: x.meta.url.pathname,
+      path: x.meta.path,
       status: x.status,
       outcome: result.outcome,
       model: x.model,
@@ -189,14 +191,15 @@ export function createProxy(deps: ProxyDeps) {
   }
 
   return async function proxy(endpoint: Endpoint, request: Request, meta: RequestMeta): Promise<Response> {
-    const x: Exchange = { meta, endpoint, dialect: dialectOf(meta.url.pathname), startedAt: performance.now() }
+    const x: Exchange = { meta, endpoint, dialect: dialectOf(meta.path), startedAt: performance.now() }
     deps.inflight.enter()
     let deadline: ReturnType<typeof startTimer> | undefined
     try {
       // SPEC §4.3: the key is checked from headers alone, before a body is read.
       let key: KeyRecord
       try {
-        key = await deps.auth.authenticate(request.headers, meta.clientIp)
+        const checked = deps.auth.authenticate(request.headers, meta.clientIp)
+        key = checked instanceof Promise ? await checked : checked
       } catch (err) {
         if (err instanceof AuthError && err.keyId) x.keyId = err.keyId
         throw err
@@ -221,7 +224,7 @@ export function createProxy(deps: ProxyDeps) {
         if (typeof destination === 'string' && !modelAllowed(key, destination))
           throw new GatewayError('forbidden', `model '${destination}' not allowed for this key`)
       } else if (endpoint.path === '/v1/models/*') {
-        x.model = decodeURIComponent(meta.url.pathname.slice('/v1/models/'.length))
+        x.model = decodeURIComponent(meta.path.slice('/v1/models/'.length))
         if (!modelAllowed(key, x.model)) throw new GatewayError('forbidden', `model '${x.model}' not allowed for this key`)
       } else if (endpoint.body === 'stream') {
         // UPSTREAM §1: blobs may be many GB; they stream through without buffering.
@@ -257,7 +260,7 @@ export function createProxy(deps: ProxyDeps) {
       // each attempt, then for the body; the relay takes it over for streams.
       const timeout = config.readTimeoutMs
       deadline = startTimer(() => abort.abort(new UpstreamTimeout(timeout / 1000)), timeout)
-      const target = meta.url.pathname + meta.url.search
+      const target = meta.path + meta.search
       const inMemory = body === null || body instanceof Uint8Array
       const readWhole = x.stream === false && WHOLE_PATHS.has(endpoint.path) && inMemory
       const client = inMemory ? deps.client : undefined
