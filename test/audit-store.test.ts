@@ -1,5 +1,5 @@
 // SPEC §4.10: the audit insert on both stores, against real Postgres and SQLite. Postgres takes batches
-// through COPY (text format), so every value must survive its escaping; a batch that was already
+// through COPY (binary format), so every value must survive its encoding; a batch that was already
 // stored, wholly or in part, is inserted again without error and without duplicates, flagged as a
 // possible repeat or not. Events are keyed, sorted and paged by their time-ordered id (SPEC §7): pages
 // and time ranges hold exactly the right events, and migration 003 carries older rows (random ids,
@@ -13,6 +13,7 @@ import postgres from 'postgres'
 import { AUDIT_COLUMNS, type AuditEvent } from '../src/audit/event.ts'
 import { createLogger } from '../src/log.ts'
 import { POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS } from '../src/store/migrations.ts'
+import { AUDIT_COPY_SQL, auditCopyBinary } from '../src/store/pg-copy.ts'
 import { PostgresStore } from '../src/store/postgres.ts'
 import { SqliteStore } from '../src/store/sqlite.ts'
 import type { Store } from '../src/store/store.ts'
@@ -235,3 +236,56 @@ async function legacyStore(kind: 'Postgres' | 'SQLite'): Promise<{
     },
   }
 }
+
+// The insert above falls back to INSERT whenever a COPY fails, so these go through the COPY alone.
+describe('audit COPY, binary format (SPEC §4.10, §7): Postgres takes every batch without the fallback', () => {
+  test('every type round-trips: uuid, timestamp, text with control characters and unicode, integers, doubles, booleans, 64-bit sizes, nulls', async () => {
+    const db = await freshDatabase()
+    databases.push(db)
+    const store = new PostgresStore(db.url, createLogger({ level: 'error', format: 'json' }))
+    stores.push(store)
+    await store.migrate()
+    const events = [
+      event(1, { user_agent: 'tab\there\nnewline \\N \\. ünïcödé 😀', error: '', latency_ms: 0.07, ttfb_ms: 1234.56 }),
+      event(2, {
+        client_ip: null,
+        user_agent: null,
+        model: null,
+        backend: null,
+        latency_ms: null,
+        ttfb_ms: null,
+        prompt_tokens: null,
+        completion_tokens: null,
+        bytes_in: null,
+        bytes_out: null,
+        status: 499,
+        outcome: 'aborted',
+        tokens_partial: true,
+      }),
+      // Sizes past 32 bits, the largest token counts an int column holds, a time before 2000.
+      event(3, {
+        bytes_in: 2 ** 40 + 5,
+        bytes_out: Number.MAX_SAFE_INTEGER,
+        prompt_tokens: 2 ** 31 - 1,
+        time: Date.UTC(1999, 11, 31, 23, 59, 59, 999),
+      }),
+      event(4, { action: 'key.revoke', target: 'k_other', time: base + 4 }),
+    ]
+    const stream = await store.sql.unsafe(AUDIT_COPY_SQL).writable()
+    await new Promise<void>((resolve, reject) => {
+      stream.once('error', reject)
+      stream.once('finish', () => resolve())
+      stream.end(auditCopyBinary(events))
+    })
+    expect(await stored(store)).toEqual([...events].sort((a, b) => a.time - b.time))
+    const [row] = await store.sql<
+      Array<{ time: Date; bytes_out: string }>
+    >`select time, bytes_out::text from audit_events where request_id = 'req-3'`
+    expect(row?.time.toISOString()).toBe('1999-12-31T23:59:59.999Z')
+    expect(row?.bytes_out).toBe(String(Number.MAX_SAFE_INTEGER))
+  })
+
+  test('an event id that is not a UUID is refused before anything is sent', () => {
+    expect(() => auditCopyBinary([event(5, { event_id: 'not-a-uuid' })])).toThrow('malformed event id')
+  })
+})

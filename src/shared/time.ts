@@ -1,4 +1,4 @@
-// ISO 8601 times for what is written often (log lines, audit COPY rows): most calls fall in the same
+// ISO 8601 times for what is written often (log lines): most calls fall in the same
 // second as the one before, so its prefix is made once and only the milliseconds are formatted.
 let isoSecond = Number.NaN
 let isoPrefix = ''

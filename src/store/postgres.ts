@@ -12,8 +12,8 @@ import {
   type UsageRow,
 } from '../audit/event.ts'
 import type { Logger } from '../log.ts'
-import { isoTime } from '../shared/time.ts'
 import { POSTGRES_MIGRATIONS } from './migrations.ts'
+import { AUDIT_COPY_SQL, auditCopyBinary } from './pg-copy.ts'
 import {
   decodeCursor,
   encodeCursor,
@@ -32,31 +32,6 @@ type Sql = postgres.Sql<Record<string, never>>
 /** How long a COPY may take before the batch is sent again through the idempotent INSERT. */
 const COPY_GUARD_MS = 2000
 
-/** COPY's text format (one line per row, tab-separated, `\N` for null): the columns of AUDIT_COLUMNS, in order. */
-function copyRows(events: readonly AuditEvent[]): string {
-  let out = ''
-  for (const e of events) {
-    out += `${e.event_id}\t${isoTime(e.time)}\t${text(e.request_id)}\t${text(e.key_id)}\t${text(e.client_ip)}\t${text(e.user_agent)}\t${text(e.method)}\t${text(e.path)}\t${text(e.model)}\t${text(e.backend)}\t${e.status}\t${e.outcome}\t${decimal(e.latency_ms)}\t${decimal(e.ttfb_ms)}\t${value(e.prompt_tokens)}\t${value(e.completion_tokens)}\t${e.tokens_partial ? 't' : 'f'}\t${value(e.bytes_in)}\t${value(e.bytes_out)}\t${text(e.error)}\t${text(e.action)}\t${text(e.target)}\n`
-  }
-  return out
-}
-const COPY_SPECIAL = /[\\\t\n\r]/
-const COPY_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' }
-function text(v: string | null): string {
-  if (v === null) return '\\N'
-  return COPY_SPECIAL.test(v) ? v.replace(/[\\\t\n\r]/g, (c) => COPY_ESCAPES[c] as string) : v
-}
-function value(v: number | null): string {
-  return v === null ? '\\N' : String(v)
-}
-/** Latencies are rounded to two decimals where they are measured: formatted from integers, cheaper than a double's shortest form. */
-function decimal(v: number | null): string {
-  if (v === null) return '\\N'
-  const cents = Math.round(v * 100)
-  if (!Number.isSafeInteger(cents) || cents < 0) return String(v)
-  const rest = cents % 100
-  return `${(cents - rest) / 100}.${rest < 10 ? '0' : ''}${rest}`
-}
 type Row = Record<string, unknown>
 
 export class PostgresStore implements Store {
@@ -197,7 +172,7 @@ export class PostgresStore implements Store {
    * guard stops waiting; the connection itself recovers (autocommit, no transaction left open).
    */
   private async copyAudit(events: readonly AuditEvent[]): Promise<boolean> {
-    const stream = await this.sql`copy audit_events (${this.sql.unsafe(AUDIT_COLUMNS.join(', '))}) from stdin`.writable()
+    const stream = await this.sql.unsafe(AUDIT_COPY_SQL).writable()
     return await new Promise<boolean>((resolve) => {
       const guard = setTimeout(() => resolve(false), COPY_GUARD_MS)
       const settle = (ok: boolean) => {
@@ -206,7 +181,7 @@ export class PostgresStore implements Store {
       }
       stream.once('error', () => settle(false))
       stream.once('finish', () => settle(true))
-      stream.end(copyRows(events))
+      stream.end(auditCopyBinary(events))
     })
   }
 

@@ -1,4 +1,4 @@
-// The cached ISO time used by log lines and audit COPY rows, unit-tested.
+// The cached ISO time used by log lines, unit-tested.
 import { describe, expect, test } from 'bun:test'
 import { isoTime } from '../../src/shared/time.ts'
 

@@ -1,0 +1,149 @@
+// Audit rows in COPY's binary format (SPEC §4.10, §7): values go into one buffer as Postgres stores
+// them (a UUID's 16 bytes, a timestamp's microseconds, integers and doubles in network order, text as
+// UTF-8 with its length), so no per-value strings are made and nothing is escaped. The text format
+// cost a string per number, a template per row and the UTF-8 encoding of the joined batch.
+import { AUDIT_COLUMNS, type AuditEvent } from '../audit/event.ts'
+
+/** The statement these bytes are for: the columns of AUDIT_COLUMNS, in order. */
+export const AUDIT_COPY_SQL = `copy audit_events (${AUDIT_COLUMNS.join(', ')}) from stdin with (format binary)`
+
+const SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1')
+/** Postgres timestamps count microseconds from 2000-01-01T00:00:00Z. */
+const POSTGRES_EPOCH_MS = Date.UTC(2000, 0, 1)
+const TWO_32 = 2 ** 32
+const HEX = new Map([...'0123456789abcdefABCDEF'].map((c) => [c.charCodeAt(0), Number.parseInt(c, 16)]))
+
+class Writer {
+  buf: Buffer
+  at = 0
+
+  constructor(size: number) {
+    this.buf = Buffer.allocUnsafe(size)
+  }
+
+  room(n: number): void {
+    if (this.at + n <= this.buf.length) return
+    const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.at + n))
+    this.buf.copy(bigger, 0, 0, this.at)
+    this.buf = bigger
+  }
+
+  int16(v: number): void {
+    this.room(2)
+    this.at = this.buf.writeInt16BE(v, this.at)
+  }
+
+  int32(v: number): void {
+    this.room(4)
+    this.at = this.buf.writeInt32BE(v, this.at)
+  }
+
+  /** A non-negative integer below 2^53 as a signed 64-bit one. */
+  int64(v: number): void {
+    this.room(8)
+    const high = Math.floor(v / TWO_32)
+    this.buf.writeInt32BE(high, this.at)
+    this.buf.writeUInt32BE(v - high * TWO_32, this.at + 4)
+    this.at += 8
+  }
+
+  nullField(): void {
+    this.int32(-1)
+  }
+
+  text(v: string | null): void {
+    if (v === null) {
+      this.nullField()
+      return
+    }
+    // UTF-8 takes at most 3 bytes per UTF-16 unit; the length is written once the bytes are.
+    this.room(4 + v.length * 3)
+    const n = this.buf.write(v, this.at + 4, 'utf8')
+    this.buf.writeInt32BE(n, this.at)
+    this.at += 4 + n
+  }
+
+  integer(v: number | null): void {
+    if (v === null) {
+      this.nullField()
+      return
+    }
+    this.int32(4)
+    this.int32(v)
+  }
+
+  bigint(v: number | null): void {
+    if (v === null) {
+      this.nullField()
+      return
+    }
+    this.int32(8)
+    this.int64(v)
+  }
+
+  double(v: number | null): void {
+    if (v === null) {
+      this.nullField()
+      return
+    }
+    this.int32(8)
+    this.room(8)
+    this.at = this.buf.writeDoubleBE(v, this.at)
+  }
+
+  uuid(v: string): void {
+    this.int32(16)
+    this.room(16)
+    let nibbles = 0
+    let byte = 0
+    for (let i = 0; i < v.length; i++) {
+      const digit = HEX.get(v.charCodeAt(i))
+      if (digit === undefined) continue // the dashes
+      byte = (byte << 4) | digit
+      if (++nibbles % 2 === 0) {
+        this.buf[this.at++] = byte
+        byte = 0
+      }
+    }
+    if (nibbles !== 32) throw new Error(`malformed event id '${v}'`)
+  }
+}
+
+/** One COPY (format binary) stream holding `events`, signature to trailer. */
+export function auditCopyBinary(events: readonly AuditEvent[]): Buffer {
+  const w = new Writer(19 + events.length * 400)
+  w.room(SIGNATURE.length)
+  w.at += SIGNATURE.copy(w.buf, 0)
+  w.int32(0) // flags
+  w.int32(0) // header extension length
+  for (const e of events) {
+    w.int16(AUDIT_COLUMNS.length)
+    w.uuid(e.event_id)
+    w.int32(8)
+    w.int64((e.time - POSTGRES_EPOCH_MS) * 1000)
+    w.text(e.request_id)
+    w.text(e.key_id)
+    w.text(e.client_ip)
+    w.text(e.user_agent)
+    w.text(e.method)
+    w.text(e.path)
+    w.text(e.model)
+    w.text(e.backend)
+    w.integer(e.status)
+    w.text(e.outcome)
+    w.double(e.latency_ms)
+    w.double(e.ttfb_ms)
+    w.integer(e.prompt_tokens)
+    w.integer(e.completion_tokens)
+    w.int32(1)
+    w.room(1)
+    w.buf[w.at++] = e.tokens_partial ? 1 : 0
+    w.bigint(e.bytes_in)
+    w.bigint(e.bytes_out)
+    w.text(e.error)
+    w.text(e.action)
+    w.text(e.target)
+  }
+  w.int16(-1) // trailer
+  return w.buf.subarray(0, w.at)
+}
