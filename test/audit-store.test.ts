@@ -286,6 +286,7 @@ describe('audit COPY, binary format (SPEC §4.10, §7): Postgres takes every bat
   })
 
   test('an event id that is not a UUID is refused before anything is sent', () => {
-    expect(() => auditCopyBinary([event(5, { event_id: 'not-a-uuid' })])).toThrow('malformed event id')
+    for (const id of ['not-a-uuid', '0192f1e2-0000-7000-8000-00000000000', '0192f1e2-0000-7000-8000-0000000000000'])
+      expect(() => auditCopyBinary([event(5, { event_id: id })])).toThrow('malformed event id')
   })
 })

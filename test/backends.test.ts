@@ -272,3 +272,32 @@ describe('fair admission (SPEC §4.7)', () => {
     }
   })
 })
+
+describe('upstream credentials across a retry (SPEC §3.2, §4.7)', () => {
+  test('each backend tried gets its own token, and the client key reaches neither', async () => {
+    const a = new FakeOllama()
+    const b = new FakeOllama()
+    for (const f of [a, b]) {
+      f.start()
+      f.models = [{ name: 'llama3.2:latest' }]
+    }
+    const backends = JSON.stringify([
+      { name: 'a', url: a.url, token: 'token-a' },
+      { name: 'b', url: b.url, token: 'token-b' },
+    ])
+    const gw = await startGateway({ env: { OLLAMA_BACKENDS: backends } })
+    try {
+      a.perModel.set('llama3.2', { failStatus: 503 })
+      b.perModel.set('llama3.2', { failStatus: 503 })
+      // Both refuse, so whichever the rotation tries first, both have been asked.
+      expect((await chat(gw, 'llama3.2')).status).toBe(503)
+      a.perModel.clear()
+      b.perModel.clear()
+      const got = [a, b].map((f) => f.received.filter((r) => r.path === '/api/chat').map((r) => r.headers.authorization))
+      expect(got).toEqual([['Bearer token-a'], ['Bearer token-b']])
+    } finally {
+      await gw.stop()
+      for (const f of [a, b]) await f.stop()
+    }
+  }, 30_000)
+})

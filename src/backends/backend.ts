@@ -50,7 +50,8 @@ export class Backend {
     if (token) {
       // SPEC §3.2: the scheme prefix applies only to Authorization; other headers carry the raw token.
       const value = auth.header.toLowerCase() === 'authorization' && auth.scheme ? `${auth.scheme} ${token}` : token
-      this.authHeader = [auth.header, value]
+      // Lower case, as the request path's header lists hold names (runtime/client.ts).
+      this.authHeader = [auth.header.toLowerCase(), value]
     }
   }
 

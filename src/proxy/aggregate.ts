@@ -2,6 +2,7 @@
 // a key only its allowed models. Each backend's answer is read whole: these are small JSON documents.
 import type { Backend } from '../backends/backend.ts'
 import { GatewayError } from '../errors.ts'
+import { toHeaders } from '../runtime/client.ts'
 
 interface Entry {
   name?: string
@@ -14,13 +15,13 @@ const encoder = new TextEncoder()
 export async function aggregateListing(
   path: '/api/tags' | '/api/ps' | '/v1/models',
   backends: readonly Backend[],
-  headers: Headers,
+  headers: readonly string[],
   allowed: (model: string) => boolean,
   timeoutMs: number,
 ): Promise<Uint8Array<ArrayBuffer>> {
   const answers = await Promise.all(
     backends.map(async (b) => {
-      const h = new Headers(headers)
+      const h = toHeaders(headers)
       if (b.authHeader) h.set(b.authHeader[0], b.authHeader[1])
       try {
         const res = await fetch(b.url + path, { headers: h, redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) })

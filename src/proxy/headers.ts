@@ -1,4 +1,5 @@
 // SPEC §4.8, UPSTREAM §6: what crosses the gateway in each direction.
+import { type HeaderList, headerValue } from '../runtime/client.ts'
 
 // RFC 9110 §7.6.1: connection-specific fields are not forwarded by a proxy.
 const HOP_BY_HOP = new Set([
@@ -33,35 +34,43 @@ const REQUEST_DROP = new Set([
 // the upstream's headers; dropping both keeps bytes and headers consistent.
 const RESPONSE_DROP = new Set([...HOP_BY_HOP, 'content-encoding', 'content-length'])
 
-function connectionListed(headers: Headers): Set<string> | undefined {
-  const listed = headers.get('connection')
+function connectionListed(listed: string | null): Set<string> | undefined {
   if (!listed) return undefined
   return new Set(listed.split(',').map((t) => t.trim().toLowerCase()))
 }
 
-export function upstreamRequestHeaders(incoming: Headers, requestId: string, auth?: readonly [string, string]): Headers {
-  const out = new Headers()
-  const listed = connectionListed(incoming)
+/** What goes to the backend: the client's fields less the dropped ones, and the request id (SPEC §4.8). */
+export function upstreamRequestHeaders(incoming: Headers, requestId: string): HeaderList {
+  const out: HeaderList = []
+  const listed = connectionListed(incoming.get('connection'))
+  // Headers iterates in sorted order with each name once (values joined), so no name repeats here.
   incoming.forEach((value, name) => {
     if (REQUEST_DROP.has(name) || listed?.has(name)) return
-    out.set(name, value)
+    out.push(name, value)
   })
-  out.set('x-request-id', requestId)
-  if (auth) out.set(auth[0], auth[1])
+  out.push('x-request-id', requestId)
   return out
 }
 
-/** `bodyDecoded`: the runtime's fetch decompressed the body, so its encoding header no longer applies. */
-export function clientResponseHeaders(upstream: Headers, requestId: string, bodyDecoded = true): Headers {
+/**
+ * What goes back to the client: the backend's fields less the hop-by-hop ones and the length (the
+ * runtime sets its own). `bodyDecoded`: the runtime's fetch decompressed the body, so its encoding
+ * header no longer applies. The backend's fields come as fetch's Headers or as the own client's list.
+ */
+export function clientResponseHeaders(upstream: Headers | readonly string[], requestId: string, bodyDecoded = true): Headers {
   const out = new Headers()
-  const listed = connectionListed(upstream)
-  const decoded = bodyDecoded && upstream.has('content-encoding')
-  upstream.forEach((value, name) => {
+  const fields = Array.isArray(upstream) ? (upstream as readonly string[]) : undefined
+  const get = (name: string) => (fields ? headerValue(fields, name) : (upstream as Headers).get(name))
+  const listed = connectionListed(get('connection'))
+  const decoded = bodyDecoded && get('content-encoding') !== null
+  const add = (value: string, name: string) => {
     if (HOP_BY_HOP.has(name) || listed?.has(name)) return
     if (decoded && RESPONSE_DROP.has(name)) return
     if (name === 'content-length') return
     out.append(name, value)
-  })
+  }
+  if (fields) for (let i = 0; i < fields.length; i += 2) add(fields[i + 1] as string, fields[i] as string)
+  else (upstream as Headers).forEach(add)
   out.set('x-request-id', requestId)
   if (isStreamingType(out.get('content-type'))) {
     out.set('cache-control', 'no-cache')

@@ -14,7 +14,7 @@ import { hasScope, modelAllowed } from '../keys/authz.ts'
 import { type Admission, hasLimits, type RateLimiter } from '../limits/limiter.ts'
 import type { Logger } from '../log.ts'
 import type { Metrics } from '../metrics/metrics.ts'
-import type { RuntimeClient, WholeResponse } from '../runtime/client.ts'
+import { type RuntimeClient, type WholeResponse, withHeader } from '../runtime/client.ts'
 import type { InFlight } from '../runtime/inflight.ts'
 import type { KeyRecord } from '../store/store.ts'
 import { aggregateListing } from './aggregate.ts'
@@ -273,12 +273,13 @@ export function createProxy(deps: ProxyDeps) {
         const last = i === candidates.length - 1
         // SPEC §4.7: a fair per-backend queue; the slot is held until the response is fully relayed.
         release = backend.admission.tryAcquire() ?? (await backend.admission.acquire(key.id, backend.name))
-        if (backend.authHeader) headers.set(backend.authHeader[0], backend.authHeader[1])
+        // Each backend tried gets its own credential, if it has one (the list itself is shared by the attempts).
+        const sent = backend.authHeader ? withHeader(headers, backend.authHeader[0], backend.authHeader[1]) : headers
         backend.inFlight++
         backend.breaker.begin()
         deadline.refresh()
         try {
-          const call = { backend, method: endpoint.method, target, headers, body, abort }
+          const call = { backend, method: endpoint.method, target, headers: sent, body, abort }
           const res = !client?.handles(backend.url)
             ? await callUpstream(call)
             : readWhole
@@ -370,7 +371,7 @@ export function createProxy(deps: ProxyDeps) {
   }
 
   /** `/api/tags`, `/api/ps`, `/v1/models` (and HEAD /api/tags): every reachable backend, merged. */
-  async function aggregated(x: Exchange, endpoint: Endpoint, key: KeyRecord, headers: Headers): Promise<Response> {
+  async function aggregated(x: Exchange, endpoint: Endpoint, key: KeyRecord, headers: readonly string[]): Promise<Response> {
     const usable = backends.usable()
     if (usable.length === 0)
       throw new GatewayError('no_healthy_backend', 'no backend is reachable now; retry shortly', { 'retry-after': '5' })

@@ -3,14 +3,15 @@
 // OLLAMA_READ_TIMEOUT_S) aborts it.
 import type { Backend } from '../backends/backend.ts'
 import { GatewayError } from '../errors.ts'
-import { ClientFailure, type ClientRequest, type RuntimeClient, type WholeResponse } from '../runtime/client.ts'
+import { ClientFailure, type ClientRequest, type RuntimeClient, toHeaders, type WholeResponse } from '../runtime/client.ts'
 
 export interface UpstreamCall {
   readonly backend: Backend
   readonly method: string
   /** Path and query, e.g. `/api/chat?x=1`. */
   readonly target: string
-  readonly headers: Headers
+  /** The fields to send (see HeaderList): the own client writes them as they are, fetch gets a Headers. */
+  readonly headers: readonly string[]
   readonly body?: BodyInit | null
   /** Aborts the upstream request: client disconnects and read timeouts (the caller's deadline) both end here. */
   readonly abort: AbortController
@@ -51,7 +52,7 @@ export async function callUpstream(call: UpstreamCall): Promise<Response> {
   const { backend, abort } = call
   const init: RequestInit & { decompress?: boolean; duplex?: 'half' } = {
     method: call.method,
-    headers: call.headers,
+    headers: toHeaders(call.headers),
     body: call.body ?? null,
     signal: abort.signal,
     redirect: 'manual',
@@ -77,7 +78,7 @@ export async function callWhole(client: RuntimeClient, call: UpstreamCall): Prom
 export async function callStreamed(client: RuntimeClient, call: UpstreamCall): Promise<Response> {
   try {
     const res = await client.stream(clientRequest(call))
-    return new Response(res.body, { status: res.status, headers: res.headers })
+    return new Response(res.body, { status: res.status, headers: toHeaders(res.headers) })
   } catch (err) {
     throw clientError(err, call)
   }

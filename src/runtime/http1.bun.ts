@@ -10,9 +10,21 @@
 import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib'
 import type { Socket } from 'bun'
 import { concatBytes } from '../shared/bytes.ts'
-import { ClientFailure, type ClientRequest, type RuntimeClient, type StreamedResponse, type WholeResponse } from './client.ts'
+import {
+  ClientFailure,
+  type ClientRequest,
+  type HeaderList,
+  headerValue,
+  type RuntimeClient,
+  type StreamedResponse,
+  type WholeResponse,
+} from './client.ts'
 
 const MAX_HEAD_BYTES = 64 * 1024
+/** RFC 9110 §5.1: a field name is a token (checked in lower case). */
+const FIELD_NAME = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/
+/** What a field value may not hold (RFC 9110 §5.5), and Headers would refuse. */
+const FIELD_VALUE_INVALID = /[\0\r\n]/
 const CRLF2 = Buffer.from('\r\n\r\n')
 const CRLF = Buffer.from('\r\n')
 
@@ -105,10 +117,12 @@ export class Http1Client implements RuntimeClient {
 
   private head(origin: Origin, req: ClientRequest): string {
     let head = `${req.method} ${origin.prefix}${req.target} HTTP/1.1\r\nhost: ${origin.host}\r\n`
-    req.headers.forEach((value, name) => {
+    const fields = req.headers
+    for (let i = 0; i < fields.length; i += 2) {
+      const name = fields[i] as string
       if (name !== 'host' && name !== 'content-length' && name !== 'transfer-encoding' && name !== 'connection')
-        head += `${name}: ${value}\r\n`
-    })
+        head += `${name}: ${fields[i + 1]}\r\n`
+    }
     if (req.body) head += `content-length: ${req.body.byteLength}\r\n`
     else if (req.method !== 'GET' && req.method !== 'HEAD') head += 'content-length: 0\r\n'
     return `${head}\r\n`
@@ -172,7 +186,7 @@ interface Flow {
 /** Where an answer goes as it is parsed: read whole, or streamed. */
 interface Receiver {
   /** The final head (not a 1xx); a failure refuses the answer. */
-  head(status: number, headers: Headers, hasBody: boolean): ClientFailure | undefined
+  head(status: number, headers: HeaderList, hasBody: boolean): ClientFailure | undefined
   /** Body bytes (a view of the socket's read, which stays valid); a failure ends the answer. */
   body(bytes: Uint8Array): ClientFailure | undefined
   /** The answer is complete. */
@@ -375,22 +389,27 @@ class Parser {
     const status = Number(statusLine[2])
     // 1xx interim answers (100 Continue, 103 Early Hints) precede the real one.
     if (status < 200) return undefined
-    const headers = new Headers()
+    // Fields go into a flat list (names in lower case), and the three that frame the answer are picked
+    // out on the way; a field repeated is read as its values joined, as Headers.get would.
+    const headers: HeaderList = []
+    let connection = ''
+    let encoding: string | null = null
+    let length: string | null = null
     for (let i = 1; i < lines.length; i++) {
       const line = lines[i] as string
       const colon = line.indexOf(':')
-      if (colon <= 0) return new ClientFailure('protocol', true, 'malformed header line')
-      try {
-        headers.append(line.slice(0, colon).trim(), line.slice(colon + 1).trim())
-      } catch {
+      const name = line.slice(0, colon).toLowerCase()
+      const value = line.slice(colon + 1).trim()
+      if (colon <= 0 || !FIELD_NAME.test(name) || FIELD_VALUE_INVALID.test(value))
         return new ClientFailure('protocol', true, 'malformed header line')
-      }
+      headers.push(name, value)
+      if (name === 'connection') connection = connection ? `${connection}, ${value}` : value
+      else if (name === 'transfer-encoding') encoding = encoding === null ? value : `${encoding}, ${value}`
+      else if (name === 'content-length') length = length === null ? value : `${length}, ${value}`
     }
     this.headed = true
-    const connection = headers.get('connection')?.toLowerCase() ?? ''
+    connection = connection.toLowerCase()
     this.keepAlive = statusLine[1] === '1' ? !connection.includes('close') : connection.includes('keep-alive')
-    const encoding = headers.get('transfer-encoding')
-    const length = headers.get('content-length')
     if (this.method === 'HEAD' || status === 204 || status === 304) this.framing = { kind: 'none' }
     else if (encoding !== null) {
       if (!/(^|,)\s*chunked\s*$/i.test(encoding)) return new ClientFailure('protocol', true, `unsupported transfer-encoding '${encoding}'`)
@@ -475,7 +494,7 @@ class Parser {
 /** Collects the answer and hands it over complete, decoded if the server compressed it unasked. */
 class WholeReceiver implements Receiver {
   private status = 0
-  private headers = new Headers()
+  private headers: HeaderList = []
   private parts: Uint8Array[] = []
   private size = 0
 
@@ -485,11 +504,11 @@ class WholeReceiver implements Receiver {
     private readonly reject: (err: Error) => void,
   ) {}
 
-  head(status: number, headers: Headers, hasBody: boolean): ClientFailure | undefined {
+  head(status: number, headers: HeaderList, hasBody: boolean): ClientFailure | undefined {
     this.status = status
     this.headers = headers
     // A HEAD, 204 or 304 answer's Content-Length describes a body that is not sent.
-    const length = hasBody ? Number(headers.get('content-length') ?? 0) : 0
+    const length = hasBody ? Number(headerValue(headers, 'content-length') ?? 0) : 0
     if (length > this.maxBodyBytes)
       return new ClientFailure('protocol', true, `answer of ${length} bytes is larger than ${this.maxBodyBytes}`)
     return undefined
@@ -538,7 +557,7 @@ class StreamReceiver implements Receiver {
     private readonly flow: Flow,
   ) {}
 
-  head(status: number, headers: Headers, hasBody: boolean): ClientFailure | undefined {
+  head(status: number, headers: HeaderList, hasBody: boolean): ClientFailure | undefined {
     if (!hasBody) {
       this.resolve({ status, headers, body: null })
       return undefined
@@ -608,11 +627,11 @@ const CODINGS: Record<string, Coding> = {
  * The content coding the answer must be decoded from, if any; the header goes, since the bytes handed
  * over are decoded (and so does the length, which was the encoded one). An unknown coding is left as is.
  */
-function contentEncoding(headers: Headers): string | undefined {
-  const encoding = headers.get('content-encoding')?.trim().toLowerCase()
+function contentEncoding(headers: HeaderList): string | undefined {
+  const encoding = headerValue(headers, 'content-encoding')?.trim().toLowerCase()
   if (!encoding || !(encoding in CODINGS)) return undefined
-  headers.delete('content-encoding')
-  headers.delete('content-length')
+  for (let i = headers.length - 2; i >= 0; i -= 2)
+    if (headers[i] === 'content-encoding' || headers[i] === 'content-length') headers.splice(i, 2)
   return encoding
 }
 

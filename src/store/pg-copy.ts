@@ -11,7 +11,12 @@ const SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1')
 /** Postgres timestamps count microseconds from 2000-01-01T00:00:00Z. */
 const POSTGRES_EPOCH_MS = Date.UTC(2000, 0, 1)
 const TWO_32 = 2 ** 32
-const HEX = new Map([...'0123456789abcdefABCDEF'].map((c) => [c.charCodeAt(0), Number.parseInt(c, 16)]))
+/** The value of a hexadecimal digit's character code, or -1. */
+function hexDigit(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48
+  const lower = c | 32
+  return lower >= 97 && lower <= 102 ? lower - 87 : -1
+}
 
 class Writer {
   buf: Buffer
@@ -97,8 +102,13 @@ class Writer {
     let nibbles = 0
     let byte = 0
     for (let i = 0; i < v.length; i++) {
-      const digit = HEX.get(v.charCodeAt(i))
-      if (digit === undefined) continue // the dashes
+      const c = v.charCodeAt(i)
+      if (c === 45) continue // the dashes
+      const digit = hexDigit(c)
+      if (digit < 0 || nibbles === 32) {
+        nibbles = -1 // not a digit, or one too many
+        break
+      }
       byte = (byte << 4) | digit
       if (++nibbles % 2 === 0) {
         this.buf[this.at++] = byte

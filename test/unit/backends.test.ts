@@ -108,11 +108,11 @@ describe('FairAdmission', () => {
 
 describe('upstream credentials (SPEC §3.2)', () => {
   const limits = { maxConnections: 1, maxQueue: 1, maxQueueWaitMs: 1000, breakerCooldownMs: 1000 }
-  test('Authorization gets the scheme; another header gets the raw token; a backend token wins', async () => {
+  test('Authorization gets the scheme; another header gets the raw token; a backend token wins; names in lower case', async () => {
     const { Backend } = await import('../../src/backends/backend.ts')
     const cfg = { name: 'gpu', url: 'http://h:1', weight: 1 }
     expect(new Backend(cfg, { header: 'Authorization', scheme: 'Bearer', token: 't1' }, limits).authHeader).toEqual([
-      'Authorization',
+      'authorization',
       'Bearer t1',
     ])
     expect(new Backend(cfg, { header: 'authorization', scheme: 'Token', token: 't1' }, limits).authHeader).toEqual([
@@ -120,11 +120,11 @@ describe('upstream credentials (SPEC §3.2)', () => {
       'Token t1',
     ])
     expect(new Backend(cfg, { header: 'X-Upstream-Key', scheme: 'Bearer', token: 't1' }, limits).authHeader).toEqual([
-      'X-Upstream-Key',
+      'x-upstream-key',
       't1',
     ])
     expect(new Backend({ ...cfg, token: 'own' }, { header: 'Authorization', scheme: 'Bearer', token: 't1' }, limits).authHeader).toEqual([
-      'Authorization',
+      'authorization',
       'Bearer own',
     ])
     expect(new Backend(cfg, { header: 'Authorization', scheme: 'Bearer' }, limits).authHeader).toBeUndefined()

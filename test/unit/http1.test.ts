@@ -4,7 +4,7 @@
 import { afterAll, afterEach, describe, expect, test } from 'bun:test'
 import { gzipSync } from 'node:zlib'
 import type { Socket, TCPSocketListener } from 'bun'
-import { ClientFailure, type ClientRequest } from '../../src/runtime/client.ts'
+import { ClientFailure, type ClientRequest, headerValue } from '../../src/runtime/client.ts'
 import { Http1Client } from '../../src/runtime/http1.bun.ts'
 
 type Reply = (socket: Socket<Peer>, request: string, peer: Peer) => void | Promise<void>
@@ -91,7 +91,7 @@ afterEach(() => {
 })
 
 function request(fields: Partial<ClientRequest> = {}): ClientRequest {
-  const headers = new Headers({ 'content-type': 'application/json', 'x-request-id': 'r-1' })
+  const headers = ['content-type', 'application/json', 'x-request-id', 'r-1']
   return {
     base: server.base,
     method: 'POST',
@@ -133,6 +133,14 @@ describe('HTTP/1.1 client for whole answers (SPEC §7)', () => {
     expect(sent.endsWith('\r\n\r\n{"model":"m"}')).toBe(true)
   })
 
+  test('answer fields arrive in order with names in lower case; a repeated field is kept twice', async () => {
+    server.reply = (socket) =>
+      void send(socket, 'HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nX-Thing:  spaced  \r\nset-cookie: b=2\r\nContent-Length: 2\r\n\r\nok')
+    const res = await client.request(request())
+    expect(res.headers).toEqual(['set-cookie', 'a=1', 'x-thing', 'spaced', 'set-cookie', 'b=2', 'content-length', '2'])
+    expect(headerValue(res.headers, 'set-cookie')).toBe('a=1')
+  })
+
   test('a Content-Length answer split into many reads arrives whole', async () => {
     const body = '{"message":{"content":"ünïcödé"},"done":true}'
     const bytes = Buffer.from(
@@ -144,7 +152,7 @@ describe('HTTP/1.1 client for whole answers (SPEC §7)', () => {
         Array.from({ length: Math.ceil(bytes.length / 7) }, (_, i) => bytes.subarray(i * 7, i * 7 + 7)),
       )
     const res = await client.request(request())
-    expect(res.headers.get('content-type')).toBe('application/json')
+    expect(headerValue(res.headers, 'content-type')).toBe('application/json')
     expect(text(res.body)).toBe(body)
   })
 
@@ -233,6 +241,11 @@ describe('HTTP/1.1 client for whole answers (SPEC §7)', () => {
     expect((await failure(client.request(request()))).message).toContain('chunk size')
     server.reply = (socket) => void send(socket, `HTTP/1.1 200 OK\r\n${'x-big: y\r\n'.repeat(8000)}\r\n`)
     expect((await failure(client.request(request()))).message).toContain('headers too large')
+    // A field line without a name, a name that is not a token, a value with a NUL.
+    for (const line of ['no colon here', ': empty name', 'bad name: x', 'x-nul: a\0b']) {
+      server.reply = (socket) => void send(socket, `HTTP/1.1 200 OK\r\n${line}\r\ncontent-length: 0\r\n\r\n`)
+      expect((await failure(client.request(request()))).message).toContain('malformed header line')
+    }
   })
 
   test('an abort ends the exchange with the signal reason and drops the connection', async () => {
@@ -266,7 +279,7 @@ describe('HTTP/1.1 client for whole answers (SPEC §7)', () => {
     }
     const res = await client.request(request())
     expect(text(res.body)).toBe('{"done":true}')
-    expect(res.headers.get('content-encoding')).toBeNull()
+    expect(headerValue(res.headers, 'content-encoding')).toBeNull()
   })
 })
 
@@ -286,7 +299,7 @@ describe('HTTP/1.1 client for streamed answers (SPEC §4.8, §7)', () => {
     const before = server.connections
     const res = await client.stream(request())
     expect(res.status).toBe(200)
-    expect(res.headers.get('content-type')).toBe('application/x-ndjson')
+    expect(headerValue(res.headers, 'content-type')).toBe('application/x-ndjson')
     const reader = (res.body as ReadableStream<Uint8Array>).getReader()
     expect(text((await reader.read()).value as Uint8Array)).toBe('{"n":1}\n')
     sendRest()
@@ -357,7 +370,7 @@ describe('HTTP/1.1 client for streamed answers (SPEC §4.8, §7)', () => {
         packed.subarray(10),
       ])
     const res = await client.stream(request())
-    expect(res.headers.get('content-encoding')).toBeNull()
+    expect(headerValue(res.headers, 'content-encoding')).toBeNull()
     expect(await readAll(res.body)).toBe('{"n":1}\n{"n":2}\n')
   })
 })
