@@ -7,10 +7,16 @@ export type AuditOutcome = 'ok' | 'error' | 'aborted' | 'rejected'
  * SQLite inserts about 5x faster than with random (version 4) ids (SPEC §7, bench/RESULTS.md).
  */
 export function newEventId(now = Date.now()): string {
-  const random = crypto.randomUUID()
-  const ms = now.toString(16).padStart(12, '0')
-  return `${ms.slice(0, 8)}-${ms.slice(8, 12)}-7${random.slice(15)}`
+  // Events come many to a millisecond under load: the time part is formatted once per millisecond.
+  if (now !== idMs) {
+    idMs = now
+    const ms = now.toString(16).padStart(12, '0')
+    idPrefix = `${ms.slice(0, 8)}-${ms.slice(8, 12)}-7`
+  }
+  return idPrefix + crypto.randomUUID().slice(15)
 }
+let idMs = Number.NaN
+let idPrefix = ''
 
 export interface AuditEvent {
   /**
