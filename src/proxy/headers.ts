@@ -43,7 +43,7 @@ function connectionListed(listed: string | null): Set<string> | undefined {
 export function upstreamRequestHeaders(incoming: Headers, requestId: string): HeaderList {
   const out: HeaderList = []
   const listed = connectionListed(incoming.get('connection'))
-  // Headers iterates in sorted order with each name once (values joined), so no name repeats here.
+  // Headers iterates each name once (values joined; only set-cookie, which no client sends, repeats).
   incoming.forEach((value, name) => {
     if (REQUEST_DROP.has(name) || listed?.has(name)) return
     out.push(name, value)
