@@ -27,6 +27,20 @@ function event(i: number, fields: Partial<AuditEvent> = {}): AuditEvent {
   return sampleAuditEvent(i, fields.time ?? base + i, { key_id: 'k_audit_store', ...fields })
 }
 
+/** Every column that may be null, null. */
+const NULLABLE_AS_NULL: Partial<AuditEvent> = {
+  client_ip: null,
+  user_agent: null,
+  model: null,
+  backend: null,
+  latency_ms: null,
+  ttfb_ms: null,
+  prompt_tokens: null,
+  completion_tokens: null,
+  bytes_in: null,
+  bytes_out: null,
+}
+
 async function stored(store: Store): Promise<AuditEvent[]> {
   const { items } = await store.queryAudit({ keyId: 'k_audit_store', limit: 100 })
   return items.sort((a, b) => a.time - b.time)
@@ -70,16 +84,7 @@ describe.each(kinds)('audit store (SPEC §4.10): %s', (_name, open) => {
       }),
       event(2, {
         key_id: 'k_audit_store',
-        client_ip: null,
-        user_agent: null,
-        model: null,
-        backend: null,
-        latency_ms: null,
-        ttfb_ms: null,
-        prompt_tokens: null,
-        completion_tokens: null,
-        bytes_in: null,
-        bytes_out: null,
+        ...NULLABLE_AS_NULL,
         status: 502,
         outcome: 'error',
         tokens_partial: true,
@@ -248,16 +253,7 @@ describe('audit COPY, binary format (SPEC §4.10, §7): Postgres takes every bat
     const events = [
       event(1, { user_agent: 'tab\there\nnewline \\N \\. ünïcödé 😀', error: '', latency_ms: 0.07, ttfb_ms: 1234.56 }),
       event(2, {
-        client_ip: null,
-        user_agent: null,
-        model: null,
-        backend: null,
-        latency_ms: null,
-        ttfb_ms: null,
-        prompt_tokens: null,
-        completion_tokens: null,
-        bytes_in: null,
-        bytes_out: null,
+        ...NULLABLE_AS_NULL,
         status: 499,
         outcome: 'aborted',
         tokens_partial: true,

@@ -52,15 +52,15 @@ class Writer {
     this.at += 8
   }
 
-  nullField(): void {
+  /** Writes NULL's length marker when `v` is null, and says whether it did. */
+  wroteNull(v: unknown): v is null {
+    if (v !== null) return false
     this.int32(-1)
+    return true
   }
 
   text(v: string | null): void {
-    if (v === null) {
-      this.nullField()
-      return
-    }
+    if (this.wroteNull(v)) return
     // UTF-8 takes at most 3 bytes per UTF-16 unit; the length is written once the bytes are.
     this.room(4 + v.length * 3)
     const n = this.buf.write(v, this.at + 4, 'utf8')
@@ -69,28 +69,19 @@ class Writer {
   }
 
   integer(v: number | null): void {
-    if (v === null) {
-      this.nullField()
-      return
-    }
+    if (this.wroteNull(v)) return
     this.int32(4)
     this.int32(v)
   }
 
   bigint(v: number | null): void {
-    if (v === null) {
-      this.nullField()
-      return
-    }
+    if (this.wroteNull(v)) return
     this.int32(8)
     this.int64(v)
   }
 
   double(v: number | null): void {
-    if (v === null) {
-      this.nullField()
-      return
-    }
+    if (this.wroteNull(v)) return
     this.int32(8)
     this.room(8)
     this.at = this.buf.writeDoubleBE(v, this.at)
