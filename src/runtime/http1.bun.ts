@@ -398,7 +398,8 @@ class Parser {
     for (let i = 1; i < lines.length; i++) {
       const line = lines[i] as string
       const colon = line.indexOf(':')
-      const name = line.slice(0, colon).toLowerCase()
+      // RFC 9112 §5.1: a proxy removes whitespace between a response field's name and its colon.
+      const name = line.slice(0, colon).trim().toLowerCase()
       const value = line.slice(colon + 1).trim()
       if (colon <= 0 || !FIELD_NAME.test(name) || FIELD_VALUE_INVALID.test(value))
         return new ClientFailure('protocol', true, 'malformed header line')

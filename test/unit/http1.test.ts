@@ -133,9 +133,9 @@ describe('HTTP/1.1 client for whole answers (SPEC §7)', () => {
     expect(sent.endsWith('\r\n\r\n{"model":"m"}')).toBe(true)
   })
 
-  test('answer fields arrive in order with names in lower case; a repeated field is kept twice', async () => {
+  test('answer fields arrive in order with names in lower case and trimmed; a repeated field is kept twice', async () => {
     server.reply = (socket) =>
-      void send(socket, 'HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nX-Thing:  spaced  \r\nset-cookie: b=2\r\nContent-Length: 2\r\n\r\nok')
+      void send(socket, 'HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nX-Thing :  spaced  \r\nset-cookie: b=2\r\nContent-Length: 2\r\n\r\nok')
     const res = await client.request(request())
     expect(res.headers).toEqual(['set-cookie', 'a=1', 'x-thing', 'spaced', 'set-cookie', 'b=2', 'content-length', '2'])
     expect(headerValue(res.headers, 'set-cookie')).toBe('a=1')
