@@ -72,6 +72,19 @@ describe('two replicas on one Postgres and Redis', () => {
     expect(versions.map((r) => r.version)).toEqual([1, 2, 3])
   })
 
+  test('creating a key notifies no replica, so its first verification stays cached (one argon2)', async () => {
+    const receivedBefore = metricValue(await metrics(b), 'nnz_revocations_received_total')
+    const argon2Before = metricValue(await metrics(a), 'nnz_argon2_verifications_total')
+    const { key } = await create('no-notify')
+    // The first use verifies while a notification of the creation, if there were one, would arrive
+    // and evict the fill; the uses after it must all be cache hits.
+    for (let i = 0; i < 5; i++) expect((await use(a, key)).status).toBe(200)
+    await Bun.sleep(200)
+    expect((await use(a, key)).status).toBe(200)
+    expect(metricValue(await metrics(a), 'nnz_argon2_verifications_total')).toBe(argon2Before + 1)
+    expect(metricValue(await metrics(b), 'nnz_revocations_received_total')).toBe(receivedBefore)
+  })
+
   test('a key verified on one replica is a Redis cache hit on the other: no argon2 there', async () => {
     const { key } = await create('shared-cache')
     expect((await use(a, key)).status).toBe(200)

@@ -49,8 +49,8 @@ export class KeyService {
       revokedAt: null,
       lastUsedAt: null,
     }
+    // A new key is in no cache yet: nothing to evict (an eviction would only drop fills in flight).
     await this.store.insertKey(record)
-    await this.onChange(record.id)
     return { key: issued.token, record }
   }
 

@@ -73,14 +73,15 @@ export class PostgresStore implements Store {
     await this.sql.end({ timeout: 5 })
   }
 
+  /**
+   * No notification: a new id is in no replica's cache. One would only evict here, after the key's
+   * first request had begun verifying, and drop that verification's cache fill (a second argon2).
+   */
   async insertKey(r: KeyRecord): Promise<void> {
-    await this.sql.begin(async (tx) => {
-      await tx`
-        insert into api_keys (id, hash, name, scopes, allowed_models, limits, metadata, expires_at, created_at, updated_at, revoked_at, last_used_at)
-        values (${r.id}, ${r.hash}, ${r.name}, ${tx.json(r.scopes as string[])}, ${tx.json(r.allowedModels as string[])}, ${tx.json(r.limits as postgres.JSONValue)},
-                ${tx.json(r.metadata as postgres.JSONValue)}, ${date(r.expiresAt)}, ${new Date(r.createdAt)}, ${new Date(r.updatedAt)}, ${date(r.revokedAt)}, ${date(r.lastUsedAt)})`
-      await tx`select pg_notify(${KEY_CHANNEL}, ${r.id})`
-    })
+    await this.sql`
+      insert into api_keys (id, hash, name, scopes, allowed_models, limits, metadata, expires_at, created_at, updated_at, revoked_at, last_used_at)
+      values (${r.id}, ${r.hash}, ${r.name}, ${this.sql.json(r.scopes as string[])}, ${this.sql.json(r.allowedModels as string[])}, ${this.sql.json(r.limits as postgres.JSONValue)},
+              ${this.sql.json(r.metadata as postgres.JSONValue)}, ${date(r.expiresAt)}, ${new Date(r.createdAt)}, ${new Date(r.updatedAt)}, ${date(r.revokedAt)}, ${date(r.lastUsedAt)})`
   }
 
   async getKey(id: string): Promise<KeyRecord | undefined> {
