@@ -220,8 +220,12 @@ class Connection implements Flow {
     req.signal.addEventListener('abort', onAbort, { once: true })
     this.current = { parser: new Parser(req.method, receiver), receiver, signal: req.signal, onAbort, onIdle }
     // Head and body leave in one write: one syscall, and no small segment waiting on another's ACK.
-    const bytes = Buffer.from(head, 'latin1')
-    this.write(req.body && req.body.byteLength > 0 ? concatBytes([bytes, req.body]) : bytes)
+    // The head is Latin-1 (one byte per character) and is written straight into the same buffer.
+    const bodyLength = req.body?.byteLength ?? 0
+    const bytes = Buffer.allocUnsafe(head.length + bodyLength)
+    bytes.write(head, 0, 'latin1')
+    if (req.body && bodyLength > 0) bytes.set(req.body, head.length)
+    this.write(bytes)
   }
 
   onData(chunk: Uint8Array): void {
