@@ -32,22 +32,26 @@ function keyOf(field: string): Uint8Array {
   return key
 }
 
-/** Whether `needle` stands in `hay` at `at`. */
-function matchesAt(hay: Uint8Array, needle: Uint8Array, at: number): boolean {
-  if (at + needle.length > hay.length) return false
+// The readers below take the tail window as a range of the tap's buffer rather than a view of it: a
+// view (`subarray`) of a small typed array makes the engine move its bytes into an ArrayBuffer of their
+// own, about four allocations for every answer metered.
+
+/** Whether `needle` stands in `hay` at `at`, before `end`. */
+function matchesAt(hay: Uint8Array, end: number, needle: Uint8Array, at: number): boolean {
+  if (at + needle.length > end) return false
   for (let j = 0; j < needle.length; j++) if (hay[at + j] !== needle[j]) return false
   return true
 }
 
-/** Where `needle` last starts in `hay` at or before `from`, or -1. */
-function lastIndexOf(hay: Uint8Array, needle: Uint8Array, from: number): number {
-  for (let i = Math.min(from, hay.length - needle.length); i >= 0; i--) if (matchesAt(hay, needle, i)) return i
+/** Where `needle` last starts in `hay[start..end)` at or before `from`, or -1. */
+function lastIndexOf(hay: Uint8Array, start: number, end: number, needle: Uint8Array, from: number): number {
+  for (let i = Math.min(from, end - needle.length); i >= start; i--) if (matchesAt(hay, end, needle, i)) return i
   return -1
 }
 
-/** The first index at or after `i` that is not JSON whitespace. */
-function skipSpace(bytes: Uint8Array, i: number): number {
-  while (i < bytes.length) {
+/** The first index at or after `i`, before `end`, that is not JSON whitespace. */
+function skipSpace(bytes: Uint8Array, end: number, i: number): number {
+  while (i < end) {
     const b = bytes[i]
     if (b !== 32 && b !== 9 && b !== 10 && b !== 13) break
     i++
@@ -56,17 +60,16 @@ function skipSpace(bytes: Uint8Array, i: number): number {
 }
 
 /**
- * The number after the last `"field":` in the bytes (JSON whitespace allowed between), read in place:
- * no decoding, no regular expression, nothing allocated per answer.
+ * The number after the last `"field":` in `bytes[start..end)` (JSON whitespace allowed between), read
+ * in place: no decoding, no regular expression, nothing allocated per answer.
  */
-function lastNumber(bytes: Uint8Array, field: string): number | undefined {
+function lastNumber(bytes: Uint8Array, start: number, end: number, field: string): number | undefined {
   const key = keyOf(field)
-  for (let at = lastIndexOf(bytes, key, bytes.length); at !== -1; at = lastIndexOf(bytes, key, at - 1)) {
-    let i = skipSpace(bytes, at + key.length)
+  for (let at = lastIndexOf(bytes, start, end, key, end); at !== -1; at = lastIndexOf(bytes, start, end, key, at - 1)) {
+    let i = skipSpace(bytes, end, at + key.length)
     let value = 0
     const first = i
-    for (; i < bytes.length && (bytes[i] as number) >= 48 && (bytes[i] as number) <= 57; i++)
-      value = value * 10 + ((bytes[i] as number) - 48)
+    for (; i < end && (bytes[i] as number) >= 48 && (bytes[i] as number) <= 57; i++) value = value * 10 + ((bytes[i] as number) - 48)
     // The audit columns are 32-bit integers: an absurd count from a broken upstream must not make the
     // event unstorable (a batch that can never be inserted would hold up the audit log).
     if (i > first) return Math.min(value, MAX_COUNT)
@@ -74,10 +77,10 @@ function lastNumber(bytes: Uint8Array, field: string): number | undefined {
   return undefined
 }
 
-/** Whether some `"done":` in the bytes is followed by `true`. */
-function sawDone(bytes: Uint8Array): boolean {
-  for (let at = lastIndexOf(bytes, DONE, bytes.length); at !== -1; at = lastIndexOf(bytes, DONE, at - 1)) {
-    if (matchesAt(bytes, TRUE, skipSpace(bytes, at + DONE.length))) return true
+/** Whether some `"done":` in `bytes[start..end)` is followed by `true`. */
+function sawDone(bytes: Uint8Array, start: number, end: number): boolean {
+  for (let at = lastIndexOf(bytes, start, end, DONE, end); at !== -1; at = lastIndexOf(bytes, start, end, DONE, at - 1)) {
+    if (matchesAt(bytes, end, TRUE, skipSpace(bytes, end, at + DONE.length))) return true
   }
   return false
 }
@@ -124,19 +127,21 @@ export class MeterTap implements StreamTap {
 
   usage(streamed: boolean): Usage {
     if (this.kind === 'none') return { prompt: null, completion: null, partial: false }
-    const bytes = this.buf.subarray(Math.max(0, this.len - TAIL), this.len)
+    const bytes = this.buf
+    const start = Math.max(0, this.len - TAIL)
+    const end = this.len
     if (this.kind === 'native') {
       // UPSTREAM §2: every metric is omitted when zero, so a final answer without a count means 0.
-      const final = !streamed || sawDone(bytes)
-      const prompt = lastNumber(bytes, 'prompt_eval_count')
-      const completion = lastNumber(bytes, 'eval_count')
+      const final = !streamed || sawDone(bytes, start, end)
+      const prompt = lastNumber(bytes, start, end, 'prompt_eval_count')
+      const completion = lastNumber(bytes, start, end, 'eval_count')
       if (final && (prompt !== undefined || completion !== undefined || streamed))
         return { prompt: prompt ?? 0, completion: completion ?? 0, partial: false }
       // Unfinished: one streamed line is one token.
       return { prompt: null, completion: streamed ? Math.max(0, this.lines) : null, partial: true }
     }
-    const prompt = lastNumber(bytes, 'prompt_tokens') ?? lastNumber(bytes, 'input_tokens')
-    const completion = lastNumber(bytes, 'completion_tokens') ?? lastNumber(bytes, 'output_tokens')
+    const prompt = lastNumber(bytes, start, end, 'prompt_tokens') ?? lastNumber(bytes, start, end, 'input_tokens')
+    const completion = lastNumber(bytes, start, end, 'completion_tokens') ?? lastNumber(bytes, start, end, 'output_tokens')
     if (prompt !== undefined) return { prompt, completion: completion ?? 0, partial: false }
     // An SSE event is a `data:` line plus a blank line.
     return { prompt: null, completion: streamed ? Math.floor(this.lines / 2) : null, partial: true }
