@@ -2,6 +2,7 @@
 // gateway must: a deadline between chunks, an error line when the stream breaks after the headers
 // (SPEC §5), upstream cancellation when the client leaves, and one completion report.
 import { midStreamError } from '../errors.ts'
+import type { Cancel } from '../runtime/client.ts'
 import { ClientGone, UpstreamTimeout } from './upstream.ts'
 
 export type Outcome = 'ok' | 'error' | 'aborted'
@@ -21,7 +22,7 @@ export interface StreamTap {
 }
 
 export interface RelayOptions {
-  readonly abort: AbortController
+  readonly abort: Cancel
   /** The request's deadline timer (it aborts with UpstreamTimeout), taken over: re-armed per chunk, cleared at the end. */
   readonly deadline: ReturnType<typeof setTimeout>
   readonly contentType: string | null
@@ -68,7 +69,7 @@ export function relayBody(body: ReadableStream<Uint8Array>, opts: RelayOptions):
             controller.enqueue(out)
           }
         } catch (err) {
-          const reason = abort.signal.reason
+          const reason = abort.reason
           if (reason instanceof ClientGone) {
             done('aborted', reason.message)
             return

@@ -14,7 +14,7 @@ import { hasScope, modelAllowed } from '../keys/authz.ts'
 import { type Admission, hasLimits, type RateLimiter } from '../limits/limiter.ts'
 import type { Logger } from '../log.ts'
 import type { Metrics } from '../metrics/metrics.ts'
-import { type RuntimeClient, type WholeResponse, withHeader } from '../runtime/client.ts'
+import { Cancel, type RuntimeClient, type WholeResponse, withHeader } from '../runtime/client.ts'
 import type { InFlight } from '../runtime/inflight.ts'
 import type { KeyRecord } from '../store/store.ts'
 import { aggregateListing } from './aggregate.ts'
@@ -254,7 +254,7 @@ export function createProxy(deps: ProxyDeps) {
 
       const chosen = chooseBackends(endpoint, x.model, request)
       const candidates = Array.isArray(chosen) ? chosen : await chosen
-      const abort = new AbortController()
+      const abort = new Cancel()
       // An abort signal fires once: no `{ once: true }` (an options object per request, about 0.2 µs).
       deps.clientSignal(request)?.addEventListener('abort', () => abort.abort(new ClientGone()))
       // One deadline per request (SPEC §3.2 OLLAMA_READ_TIMEOUT_S), re-armed for the response headers of

@@ -3,7 +3,7 @@
 // OLLAMA_READ_TIMEOUT_S) aborts it.
 import type { Backend } from '../backends/backend.ts'
 import { GatewayError } from '../errors.ts'
-import { ClientFailure, type ClientRequest, type RuntimeClient, toHeaders, type WholeResponse } from '../runtime/client.ts'
+import { type Cancel, ClientFailure, type ClientRequest, type RuntimeClient, toHeaders, type WholeResponse } from '../runtime/client.ts'
 
 export interface UpstreamCall {
   readonly backend: Backend
@@ -14,7 +14,7 @@ export interface UpstreamCall {
   readonly headers: readonly string[]
   readonly body?: BodyInit | null
   /** Aborts the upstream request: client disconnects and read timeouts (the caller's deadline) both end here. */
-  readonly abort: AbortController
+  readonly abort: Cancel
 }
 
 /** Why an upstream call was aborted, so the catch can tell a timeout from a departed client. */
@@ -61,7 +61,7 @@ export async function callUpstream(call: UpstreamCall): Promise<Response> {
   try {
     return await fetch(backend.url + call.target, init)
   } catch (err) {
-    throw classify(err, abort.signal, backend.name)
+    throw classify(err, abort, backend.name)
   }
 }
 
@@ -91,20 +91,20 @@ function clientRequest(call: UpstreamCall): ClientRequest {
     target: call.target,
     headers: call.headers,
     body: (call.body as Uint8Array | null | undefined) ?? null,
-    signal: call.abort.signal,
+    signal: call.abort,
   }
 }
 
 function clientError(err: unknown, call: UpstreamCall): Error {
   const name = call.backend.name
-  if (!(err instanceof ClientFailure) || call.abort.signal.aborted) return classify(err, call.abort.signal, name)
+  if (!(err instanceof ClientFailure) || call.abort.aborted) return classify(err, call.abort, name)
   if (err.reason === 'refused') return new UpstreamFailure(name, 'refused', `cannot reach backend '${name}': connection refused`)
   if (!err.partial) return new UpstreamFailure(name, 'reset', `backend '${name}' closed the connection before answering`)
   const what = err.reason === 'reset' ? 'broke off its answer' : `sent an answer the gateway cannot read (${err.message})`
   return new UpstreamFailure(name, err.reason === 'reset' ? 'reset' : 'other', `backend '${name}' ${what}`, true)
 }
 
-function classify(err: unknown, signal: AbortSignal, name: string): Error {
+function classify(err: unknown, signal: Cancel, name: string): Error {
   if (signal.aborted) {
     const reason = signal.reason
     if (reason instanceof UpstreamTimeout) {

@@ -39,7 +39,63 @@ export interface ClientRequest {
   readonly headers: readonly string[]
   readonly body: Uint8Array | null
   /** Ends the exchange: before the answer's head, the call fails with the signal's reason; after it, the body does. */
-  readonly signal: AbortSignal
+  readonly signal: CancelSignal
+}
+
+/** What the runtime's client needs of an abort signal: an AbortSignal has it, and so has Cancel. */
+export interface CancelSignal {
+  readonly aborted: boolean
+  readonly reason: unknown
+  throwIfAborted(): void
+  addEventListener(type: 'abort', listener: () => void): void
+  removeEventListener(type: 'abort', listener: () => void): void
+}
+
+/**
+ * One request's cancellation (a departed client, a deadline), as an AbortController would do it but
+ * without an event target: its listeners are a plain list, usually of one (the exchange in progress).
+ * An AbortController with the exchange's listener added and removed cost 0.5 µs per request in a
+ * micro run, against 0.02 µs for this. A real AbortSignal, for fetch, is made only when asked for.
+ */
+export class Cancel implements CancelSignal {
+  aborted = false
+  reason: unknown = undefined
+  private listeners: Array<() => void> | undefined
+  private controller: AbortController | undefined
+
+  abort(reason: unknown): void {
+    if (this.aborted) return
+    this.aborted = true
+    this.reason = reason
+    this.controller?.abort(reason)
+    const listeners = this.listeners
+    this.listeners = undefined
+    if (listeners) for (const listener of listeners) listener()
+  }
+
+  throwIfAborted(): void {
+    if (this.aborted) throw this.reason
+  }
+
+  addEventListener(_type: 'abort', listener: () => void): void {
+    if (this.aborted) return
+    if (this.listeners) this.listeners.push(listener)
+    else this.listeners = [listener]
+  }
+
+  removeEventListener(_type: 'abort', listener: () => void): void {
+    const at = this.listeners?.indexOf(listener) ?? -1
+    if (at !== -1) this.listeners?.splice(at, 1)
+  }
+
+  /** An AbortSignal that follows this cancellation (for fetch), made on first use. */
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController()
+      if (this.aborted) this.controller.abort(this.reason)
+    }
+    return this.controller.signal
+  }
 }
 
 /** An answer read whole. */
