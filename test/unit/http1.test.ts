@@ -141,6 +141,24 @@ describe('HTTP/1.1 client for whole answers (SPEC §7)', () => {
     expect(headerValue(res.headers, 'set-cookie')).toBe('a=1')
   })
 
+  test('status and field lines are checked byte by byte: what RFC 9112 allows passes, anything else is refused', async () => {
+    const answer = (head: string) => {
+      server.reply = (socket) => void send(socket, Buffer.from(`${head}\r\ncontent-length: 0\r\n\r\n`, 'latin1'))
+      return client.request(request())
+    }
+    // A reason phrase is optional; the code has three digits, the first 1 to 5.
+    expect((await answer('HTTP/1.1 200')).status).toBe(200)
+    expect((await answer('HTTP/1.0 404 Not Found')).status).toBe(404)
+    for (const line of ['HTTP/1.1 200OK', 'HTTP/1.2 200 OK', 'HTTP/2 200 OK', 'HTTP/1.1 600 Odd', 'HTTP/1.1 20 OK', 'HTTP/1.1 200 O\rK'])
+      expect((await failure(answer(line))).message).toContain('malformed status line')
+    // Tabs round a value go; names in any case come out in lower case, common or not.
+    const res = await answer('HTTP/1.1 200 OK\r\nCONTENT-TYPE:\ttext/plain\t\r\nX-Odd-Name: \t v \t')
+    expect(res.headers).toEqual(['content-type', 'text/plain', 'x-odd-name', 'v', 'content-length', '0'])
+    // A CR inside a value, or a name with a space in it, refuses the answer.
+    for (const line of ['x-cr: a\rb', 'two words: x'])
+      expect((await failure(answer(`HTTP/1.1 200 OK\r\n${line}`))).message).toContain('malformed header line')
+  })
+
   test('a Content-Length answer split into many reads arrives whole', async () => {
     const body = '{"message":{"content":"ünïcödé"},"done":true}'
     const bytes = Buffer.from(
