@@ -104,9 +104,9 @@ function clientError(err: unknown, call: UpstreamCall): Error {
   return new UpstreamFailure(name, err.reason === 'reset' ? 'reset' : 'other', `backend '${name}' ${what}`, true)
 }
 
-function classify(err: unknown, signal: Cancel, name: string): Error {
-  if (signal.aborted) {
-    const reason = signal.reason
+function classify(err: unknown, cancel: Cancel, name: string): Error {
+  if (cancel.aborted) {
+    const reason = cancel.reason
     if (reason instanceof UpstreamTimeout) {
       return new UpstreamFailure(name, 'timeout', `backend '${name}' did not answer within ${reason.seconds}s`)
     }

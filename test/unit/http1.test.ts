@@ -4,7 +4,7 @@
 import { afterAll, afterEach, describe, expect, test } from 'bun:test'
 import { gzipSync } from 'node:zlib'
 import type { Socket, TCPSocketListener } from 'bun'
-import { ClientFailure, type ClientRequest, headerValue } from '../../src/runtime/client.ts'
+import { Cancel, ClientFailure, type ClientRequest, headerValue } from '../../src/runtime/client.ts'
 import { Http1Client } from '../../src/runtime/http1.bun.ts'
 
 type Reply = (socket: Socket<Peer>, request: string, peer: Peer) => void | Promise<void>
@@ -390,5 +390,49 @@ describe('HTTP/1.1 client for streamed answers (SPEC §4.8, §7)', () => {
     const res = await client.stream(request())
     expect(headerValue(res.headers, 'content-encoding')).toBeNull()
     expect(await readAll(res.body)).toBe('{"n":1}\n{"n":2}\n')
+  })
+})
+
+describe("a request's cancellation (Cancel, SPEC §4.8)", () => {
+  test('an abort reaches each listener once with its reason; a removed listener, or one added after, is not called', () => {
+    const cancel = new Cancel()
+    const heard: string[] = []
+    const first = () => heard.push(`first: ${String(cancel.reason)}`)
+    const removed = () => heard.push('removed')
+    cancel.addEventListener('abort', first)
+    cancel.addEventListener('abort', removed)
+    cancel.removeEventListener('abort', removed)
+    cancel.abort('deadline')
+    cancel.abort('again')
+    cancel.addEventListener('abort', () => heard.push('late'))
+    expect(heard).toEqual(['first: deadline'])
+    expect(cancel.aborted).toBe(true)
+    expect(() => cancel.throwIfAborted()).toThrow('deadline')
+  })
+
+  test('the AbortSignal made for fetch follows the cancellation, whether asked for before or after it', () => {
+    const before = new Cancel()
+    const signal = before.signal
+    expect(signal.aborted).toBe(false)
+    before.abort(new Error('client gone'))
+    expect(signal.aborted).toBe(true)
+    expect((signal.reason as Error).message).toBe('client gone')
+    const after = new Cancel()
+    after.abort(new Error('timeout'))
+    expect(after.signal.aborted).toBe(true)
+    expect((after.signal.reason as Error).message).toBe('timeout')
+  })
+
+  test('an exchange in flight ends with the cancellation reason', async () => {
+    server.reply = () => {}
+    const cancel = new Cancel()
+    const pending = client.request(request({ signal: cancel }))
+    await Bun.sleep(20)
+    cancel.abort(new Error('client closed the connection'))
+    const err = await pending.then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    )
+    expect(err?.message).toBe('client closed the connection')
   })
 })
