@@ -1,6 +1,8 @@
 // One configured Ollama server: its address, the credentials the gateway presents to it (SPEC §3.2),
 // and the live state routing and readiness read (SPEC §4.6, §4.7).
+
 import type { BackendConfig } from '../config.ts'
+import { withHeader } from '../runtime/client.ts'
 import { FairAdmission } from './admission.ts'
 import { CircuitBreaker } from './breaker.ts'
 
@@ -53,6 +55,11 @@ export class Backend {
       // Lower case, as the request path's header lists hold names (runtime/client.ts).
       this.authHeader = [auth.header.toLowerCase(), value]
     }
+  }
+
+  /** `fields` with this backend's credential set, if it has one (a new list; `fields` is left as it is). */
+  withAuth(fields: readonly string[]): readonly string[] {
+    return this.authHeader ? withHeader(fields, this.authHeader[0], this.authHeader[1]) : fields
   }
 
   markUp(latencyMs: number): void {

@@ -21,8 +21,7 @@ export async function aggregateListing(
 ): Promise<Uint8Array<ArrayBuffer>> {
   const answers = await Promise.all(
     backends.map(async (b) => {
-      const h = toHeaders(headers)
-      if (b.authHeader) h.set(b.authHeader[0], b.authHeader[1])
+      const h = toHeaders(b.withAuth(headers))
       try {
         const res = await fetch(b.url + path, { headers: h, redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) })
         return res.ok ? ((await res.json()) as Record<string, unknown>) : undefined

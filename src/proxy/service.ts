@@ -14,7 +14,7 @@ import { hasScope, modelAllowed } from '../keys/authz.ts'
 import { type Admission, hasLimits, type RateLimiter } from '../limits/limiter.ts'
 import type { Logger } from '../log.ts'
 import type { Metrics } from '../metrics/metrics.ts'
-import { Cancel, type RuntimeClient, type WholeResponse, withHeader } from '../runtime/client.ts'
+import { Cancel, type RuntimeClient, type WholeResponse } from '../runtime/client.ts'
 import type { InFlight } from '../runtime/inflight.ts'
 import type { KeyRecord } from '../store/store.ts'
 import { aggregateListing } from './aggregate.ts'
@@ -275,7 +275,7 @@ export function createProxy(deps: ProxyDeps) {
         // SPEC §4.7: a fair per-backend queue; the slot is held until the response is fully relayed.
         release = backend.admission.tryAcquire() ?? (await backend.admission.acquire(key.id, backend.name))
         // Each backend tried gets its own credential, if it has one (the list itself is shared by the attempts).
-        const sent = backend.authHeader ? withHeader(headers, backend.authHeader[0], backend.authHeader[1]) : headers
+        const sent = backend.withAuth(headers)
         backend.inFlight++
         backend.breaker.begin()
         deadline.refresh()
