@@ -180,7 +180,7 @@ export function createServices(config: Config, log: Logger, runtime: Runtime, ov
         metrics.revocationsReceived.inc()
         void keyCache.evict(id)
       },
-      () => keyCache.clearLocal(),
+      () => keyCache.expireLocal(),
     )
     stoppers.push(unwatch)
   }

@@ -1,5 +1,7 @@
 // SPEC §4.2: verified keys are cached in process and, in cluster mode, in Redis, keyed by id and
 // holding a SHA-256 of the secret plus the key's record (never the secret, never the argon2 hash).
+// Before an entry expires it is read again from the store, without argon2 (`Authenticator.refresh`).
+import { createHash } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import type { KeyRecord } from '../store/store.ts'
 
@@ -7,7 +9,20 @@ export interface CachedKey {
   readonly digest: Buffer
   readonly record: KeyRecord
   readonly until: number
+  /**
+   * SHA-256 of the argon2 hash the digest was verified against (`hashTag`): a refresh that finds the
+   * same hash in the store keeps the entry without verifying again. Empty when unknown.
+   */
+  readonly hashTag: string
+  /** When a request should start a refresh; moved on when one starts, so only one runs at a time. */
+  refreshAt: number
 }
+
+/** What a cache entry remembers of the argon2 hash: its SHA-256, which verifies nothing by itself. */
+export const hashTag = (hash: string): string => createHash('sha256').update(hash).digest('hex')
+
+/** An entry is refreshed halfway through the time it has left, so a key in use never expires. */
+export const refreshTime = (now: number, until: number): number => now + (until - now) / 2
 
 const MAX_LOCAL = 50_000
 const redisKey = (id: string) => `nnz:key:${id}`
@@ -30,11 +45,19 @@ export class KeyCache {
     return this.generation
   }
 
+  /** A fresh entry. One past its TTL is not returned, but stays held (`held`). */
   getLocal(id: string, now: number): CachedKey | undefined {
     const hit = this.local.get(id)
-    if (hit && hit.until > now) return hit
-    if (hit) this.local.delete(id)
-    return undefined
+    return hit !== undefined && hit.until > now ? hit : undefined
+  }
+
+  /**
+   * The entry held for a key, expired or not. After a key's idle spell its entry is past its TTL, but
+   * its digest and `hashTag` still tell whether the secret was verified against the hash the store
+   * holds now: then the key's next request reads the record again and needs no argon2.
+   */
+  held(id: string): CachedKey | undefined {
+    return this.local.get(id)
   }
 
   async getShared(id: string, now: number): Promise<CachedKey | undefined> {
@@ -42,9 +65,9 @@ export class KeyCache {
     try {
       const raw = await this.redis.get(redisKey(id))
       if (!raw) return undefined
-      const { d, r, u } = JSON.parse(raw) as { d: string; r: Omit<KeyRecord, 'hash'>; u: number }
+      const { d, r, u, h } = JSON.parse(raw) as { d: string; r: Omit<KeyRecord, 'hash'>; u: number; h?: string }
       if (u <= now) return undefined
-      return { digest: Buffer.from(d, 'hex'), record: { ...r, hash: '' }, until: u }
+      return { digest: Buffer.from(d, 'hex'), record: { ...r, hash: '' }, until: u, hashTag: h ?? '', refreshAt: refreshTime(now, u) }
     } catch {
       return undefined
     }
@@ -57,10 +80,12 @@ export class KeyCache {
       const oldest = this.local.keys().next().value
       if (oldest !== undefined) this.local.delete(oldest)
     }
+    // Moved to the end, so the oldest entry is the one filled longest ago.
+    this.local.delete(entry.record.id)
     this.local.set(entry.record.id, entry)
     if (shared && this.redis?.status === 'ready') {
       const { hash: _hash, ...record } = entry.record
-      const value = JSON.stringify({ d: entry.digest.toString('hex'), r: record, u: entry.until })
+      const value = JSON.stringify({ d: entry.digest.toString('hex'), r: record, u: entry.until, h: entry.hashTag })
       this.redis.set(redisKey(entry.record.id), value, 'PX', Math.max(1, entry.until - Date.now())).catch(() => {})
     }
   }
@@ -77,9 +102,13 @@ export class KeyCache {
     if (this.redis?.status === 'ready') await this.redis.del(redisKey(id)).catch(() => {})
   }
 
-  /** After a listener reconnect notifications may have been missed: drop everything held in process. */
-  clearLocal(): void {
+  /**
+   * Changes may have been missed (a listener reconnected; another process wrote the SQLite file): every
+   * entry held in process expires at once. Each key's next use reads its record again, and runs argon2
+   * only where the hash changed, so a reconnect does not set off one argon2 per key in use.
+   */
+  expireLocal(): void {
     this.generation++
-    this.local.clear()
+    for (const [id, entry] of this.local) this.local.set(id, { ...entry, until: 0, refreshAt: 0 })
   }
 }

@@ -12,6 +12,10 @@ export function createMetrics() {
     ttfb: registry.histogram('nnz_time_to_first_byte_seconds', 'Time from request to upstream response headers.', LATENCY_BUCKETS),
     keyCacheHits: registry.counter('nnz_key_cache_hits_total', 'Key verifications answered from a cache, by layer (memory, redis).'),
     keyCacheMisses: registry.counter('nnz_key_cache_misses_total', 'Key verifications that had to load the key from the store.'),
+    keyCacheRefreshes: registry.counter(
+      'nnz_key_cache_refreshes_total',
+      'Cached keys read again from the store, by result: renewed before expiry, revalidated after it (no argon2), dropped (hash changed or key gone), failed (store down).',
+    ),
     argon2Verifications: registry.counter('nnz_argon2_verifications_total', 'argon2id verifications run, by result.'),
     authFailures: registry.counter('nnz_auth_failures_total', 'Rejected authentications, by reason.'),
     authThrottled: registry.counter('nnz_auth_throttled_total', 'Authentications refused because the client address failed too often.'),
