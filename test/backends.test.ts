@@ -225,6 +225,31 @@ describe('failures (SPEC §4.7)', () => {
   })
 })
 
+describe('health (SPEC §4.6)', () => {
+  test('a backend that failed a probe is probed again within seconds, not at the next 60 s poll', async () => {
+    const port = gpuC.port
+    const seen = slow.logs.length
+    const after = (msg: string) => (l: Record<string, unknown>) => slow.logs.indexOf(l) >= seen && l.msg === msg && l.backend === 'gpuC'
+    await gpuC.stop()
+    try {
+      // A model no backend has re-polls every backend (at most every 3 s each): gpuC's probe fails.
+      for (let i = 0; i < 8 && !slow.logs.some(after('backend down')); i++) {
+        await (await chat(slow, 'nowhere:1b')).arrayBuffer()
+        await Bun.sleep(500)
+      }
+      await slow.waitForLog(after('backend down'), 1000)
+    } finally {
+      gpuC.start(port)
+      setModels()
+    }
+    // Back within the 1 s retry (2 s if that one came too early), where the next regular poll is a minute away.
+    await slow.waitForLog(after('backend up'), 4000)
+    const res = await chat(slow, 'nomic-embed-text')
+    expect(res.status).toBe(200)
+    expect(res.headers.get('x-backend')).toBe('gpuC')
+  })
+})
+
 describe('fair admission (SPEC §4.7)', () => {
   test('with 2 slots, a key sending 5 requests finishes before the backlog of a key sending 50 drains', async () => {
     const only = new FakeOllama().start()

@@ -20,6 +20,8 @@ interface Snapshot {
 
 /** An unknown model re-polls a backend at most this often (SPEC §4.6: "at most once per few seconds"). */
 const REPOLL_MIN_MS = 3000
+/** A backend whose probe failed is probed again after this long, doubling while it stays down. */
+const RETRY_FIRST_MS = 1000
 const snapshotKey = (name: string) => `nnz:discovery:${name}`
 
 export class DiscoveryPoller {
@@ -28,6 +30,8 @@ export class DiscoveryPoller {
   /** When an unknown model last made each backend re-poll. */
   private readonly lastRepoll = new Map<string, number>()
   private readonly pending = new Map<string, Promise<void>>()
+  /** The early re-probe waiting for each backend that is down. */
+  private readonly retries = new Map<string, ReturnType<typeof setTimeout>>()
 
   constructor(
     private readonly registry: BackendRegistry,
@@ -45,6 +49,8 @@ export class DiscoveryPoller {
   stop(): void {
     this.stopped = true
     clearTimeout(this.timer)
+    for (const retry of this.retries.values()) clearTimeout(retry)
+    this.retries.clear()
   }
 
   async pollAll(): Promise<void> {
@@ -94,7 +100,25 @@ export class DiscoveryPoller {
       const reason = err instanceof Error ? err.message : String(err)
       if (was !== 'down') this.log.warn('backend down', { backend: backend.name, reason })
       backend.markDown(reason)
+      this.retrySoon(backend)
     }
+  }
+
+  /**
+   * A down backend is out of routing, so one lost probe (a restart, a network blip, the process paused
+   * mid-probe) would keep it out for a whole interval: it is probed again after 1 s, then 2, 4, ...
+   * while it stays down, until that reaches the interval and the regular polls take over.
+   */
+  private retrySoon(backend: Backend): void {
+    if (this.stopped || this.retries.has(backend.name)) return
+    const delay = RETRY_FIRST_MS * 2 ** Math.min(20, backend.consecutiveFailures - 1)
+    if (delay >= this.opts.intervalMs) return
+    const retry = setTimeout(() => {
+      this.retries.delete(backend.name)
+      void this.poll(backend)
+    }, delay)
+    ;(retry as { unref?: () => void }).unref?.()
+    this.retries.set(backend.name, retry)
   }
 
   private async fetchList(backend: Backend, path: string): Promise<ModelList> {
