@@ -76,12 +76,12 @@ export class KeyCache {
   /** Stores a verified key in process (and in Redis when `shared`), unless evictions happened since `ticket`. */
   fill(entry: CachedKey, ticket: number, shared: boolean): void {
     if (this.ttlMs <= 0 || ticket !== this.generation) return
+    // Moved to the end, so the oldest entry is the one filled longest ago; a renewal makes no room.
+    this.local.delete(entry.record.id)
     if (this.local.size >= MAX_LOCAL) {
       const oldest = this.local.keys().next().value
       if (oldest !== undefined) this.local.delete(oldest)
     }
-    // Moved to the end, so the oldest entry is the one filled longest ago.
-    this.local.delete(entry.record.id)
     this.local.set(entry.record.id, entry)
     if (shared && this.redis?.status === 'ready') {
       const { hash: _hash, ...record } = entry.record
