@@ -45,7 +45,7 @@ export const EnvSchema = T.Object({
   DATA_DIR: text('embedded database and audit spill files', './data'),
   AUDIT_BUFFER_SIZE: int(10000, 1, 10_000_000, 'audit events held in memory before spilling to disk'),
   DISCOVERY_INTERVAL_S: num(15, 0.1, 86400, 'model discovery poll period'),
-  KEY_CACHE_TTL_S: num(30, 0, 86400, 'how long a verified key stays cached'),
+  KEY_CACHE_TTL_S: num(30, 0, 86400, 'how old a cached key record may get before it is read again from the store (0: no cache)'),
   ARGON2_MEMORY_KIB: int(19456, 1024, 4_194_304, 'argon2id memory cost for new keys'),
   ARGON2_TIME_COST: int(2, 1, 100, 'argon2id time cost for new keys'),
   ARGON2_PARALLELISM: int(1, 1, 64, 'argon2id parallelism for new keys'),
