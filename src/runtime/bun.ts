@@ -17,6 +17,9 @@ export const bunRuntime: Runtime = {
       idleTimeout: 0,
       // STACK: with port reuse two instances silently share a port; a second one must fail to bind.
       reusePort: false,
+      // Elysia turns Bun's development mode on unless NODE_ENV=production; in it Bun answers an error
+      // that reaches the server with a page of stack traces and source, which a gateway must never show.
+      development: false,
       // JSON bodies are bounded by MAX_BODY_MB in the proxy; blob uploads (many GB) are exempt.
       maxRequestBodySize: Number.MAX_SAFE_INTEGER,
       ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}),
