@@ -3,6 +3,7 @@
 // cluster mode each result is also written to Redis, so a fresh replica routes before its first poll.
 import type { Redis } from 'ioredis'
 import type { Logger } from '../log.ts'
+import { toHeaders } from '../runtime/client.ts'
 import type { Backend } from './backend.ts'
 import { normalizeModel } from './model-name.ts'
 import type { BackendRegistry } from './registry.ts'
@@ -122,8 +123,7 @@ export class DiscoveryPoller {
   }
 
   private async fetchList(backend: Backend, path: string): Promise<ModelList> {
-    const headers: Record<string, string> = {}
-    if (backend.authHeader) headers[backend.authHeader[0]] = backend.authHeader[1]
+    const headers = toHeaders(backend.withAuth([]))
     let res: Response
     try {
       res = await fetch(backend.url + path, { headers, redirect: 'manual', signal: AbortSignal.timeout(this.opts.probeTimeoutMs) })

@@ -5,7 +5,7 @@
 import { GatewayError } from '../errors.ts'
 import type { Metrics } from '../metrics/metrics.ts'
 import { type KeyRecord, keyState, type Store } from '../store/store.ts'
-import { type CachedKey, hashTag, type KeyCache, refreshTime } from './cache.ts'
+import { type CachedKey, hashTag, type KeyCache, refreshTime, sameHash } from './cache.ts'
 import { parseKey, sameDigest, secretDigest, tokenFrom } from './format.ts'
 import type { Hasher } from './hasher.ts'
 import type { FailureThrottle } from './throttle.ts'
@@ -141,8 +141,7 @@ export class Authenticator implements KeyAuthenticator {
    */
   private stillVerified(digest: Buffer, record: KeyRecord): boolean {
     const held = this.deps.cache.held(record.id)
-    if (held === undefined || held.hashTag === '' || !sameDigest(held.digest, digest)) return false
-    if (hashTag(record.hash) !== held.hashTag) return false
+    if (held === undefined || !sameDigest(held.digest, digest) || !sameHash(held, record)) return false
     this.deps.metrics.keyCacheRefreshes.inc({ result: 'revalidated' })
     return true
   }
@@ -175,7 +174,7 @@ export class Authenticator implements KeyAuthenticator {
       metrics.keyCacheRefreshes.inc({ result: 'failed' })
       return
     }
-    if (record && hashTag(record.hash) === entry.hashTag) {
+    if (record && sameHash(entry, record)) {
       const now = Date.now()
       const until = cache.untilFor(record, now)
       cache.fill({ ...entry, record, until, refreshAt: refreshTime(now, until) }, ticket, this.deps.shared)

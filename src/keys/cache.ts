@@ -21,6 +21,9 @@ export interface CachedKey {
 /** What a cache entry remembers of the argon2 hash: its SHA-256, which verifies nothing by itself. */
 export const hashTag = (hash: string): string => createHash('sha256').update(hash).digest('hex')
 
+/** Whether `entry` was verified against the argon2 hash `record` holds now (never, when its tag is unknown). */
+export const sameHash = (entry: CachedKey, record: KeyRecord): boolean => entry.hashTag !== '' && entry.hashTag === hashTag(record.hash)
+
 /** An entry is refreshed halfway through the time it has left, so a key in use never expires. */
 export const refreshTime = (now: number, until: number): number => now + (until - now) / 2
 
