@@ -27,6 +27,8 @@ const cmd = [
   `__BUILD_COMMIT__=${JSON.stringify(commit)}`,
   ...(target ? [`--target=${target}`] : []),
   join(root, 'src', 'main.ts'),
+  // The embedded store's audit thread, a second entry point (services.ts makes its URL).
+  join(root, 'src', 'store', 'sqlite-audit.worker.ts'),
   '--outfile',
   outfile,
 ]

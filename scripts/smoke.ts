@@ -65,6 +65,15 @@ try {
     whole.status === 200 && wholeText === fake.sentText(fake.last('/api/chat')),
     `status ${whole.status}`,
   )
+  // SPEC §4.10: both chats are in the audit log, written by the embedded store's audit thread (a
+  // thread that cannot start, say its module missing from the binary, is logged and replaced by the event loop).
+  await Bun.sleep(600)
+  const audit = (await (await fetch(`${gw.url}/admin/audit?limit=10`, { headers: gw.auth })).json()) as { items?: unknown[] }
+  check(
+    'audit events are stored, by the audit thread',
+    (audit.items?.length ?? 0) >= 2 && !gw.output().includes('audit thread stopped'),
+    `${audit.items?.length ?? 0} events\n${gw.output()}`,
+  )
   if (which === 'binary') {
     // What the container HEALTHCHECK runs (Dockerfile).
     const probe = Bun.spawnSync([...command, 'healthcheck'], {

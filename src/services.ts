@@ -47,9 +47,20 @@ export interface Services {
   stop(): Promise<void>
 }
 
-/** The store for the configured mode (also used by the CLI, which needs nothing else). */
-export function openStore(config: Config, log: Logger): Store {
-  return config.databaseUrl ? new PostgresStore(config.databaseUrl, log) : new SqliteStore(config.dataDir)
+/**
+ * The embedded store's audit thread. The URL is made here, in a module at the root of src/: in the
+ * compiled binary every module's import.meta.url is the entry's, so a path relative to src/ resolves
+ * there and from source alike (scripts/build.ts embeds the worker as a second entry point).
+ */
+export const SQLITE_AUDIT_THREAD = new URL('./store/sqlite-audit.worker.ts', import.meta.url).href
+
+/**
+ * The store for the configured mode (also used by the CLI, which needs nothing else). The server's
+ * embedded store writes audit batches on a thread of its own (store/sqlite-audit.ts); the CLI's does not.
+ */
+export function openStore(config: Config, log: Logger, server = false): Store {
+  if (config.databaseUrl) return new PostgresStore(config.databaseUrl, log)
+  return new SqliteStore(config.dataDir, server ? { auditThread: SQLITE_AUDIT_THREAD, log } : {})
 }
 
 export function createHasher(config: Config): Hasher {
@@ -63,7 +74,7 @@ export interface ServiceOverrides {
 
 export function createServices(config: Config, log: Logger, runtime: Runtime, overrides: ServiceOverrides = {}): Services {
   const metrics = createMetrics()
-  const store = openStore(config, log)
+  const store = openStore(config, log, true)
   const redis = config.redisUrl ? openRedis(config.redisUrl, log) : undefined
   const keyCache = new KeyCache(config.keyCacheTtlMs, redis)
   const hasher = createHasher(config)
@@ -92,7 +103,8 @@ export function createServices(config: Config, log: Logger, runtime: Runtime, ov
   const audit = new AuditWriter(store, log, metrics, {
     dataDir: config.dataDir,
     bufferSize: config.auditBufferSize,
-    // SQLite inserts run on the event loop: batches of 100 with a turn of the loop between them.
+    // SQLite: batches of 100, on the store's audit thread (or, without one, on the event loop with a
+    // turn of the loop between them).
     batchSize: store.kind === 'sqlite' ? 100 : 500,
     // Postgres: a flush every 50 ms rather than 250 keeps each batch, and the database's burst of work
     // on the same cores, small: p99 at 2k req/s about 1 ms lower in an A/B run (bench/RESULTS.md).

@@ -12,6 +12,7 @@ import { DatabaseSync } from 'node:sqlite'
 import postgres from 'postgres'
 import { AUDIT_COLUMNS, type AuditEvent } from '../src/audit/event.ts'
 import { createLogger } from '../src/log.ts'
+import { SQLITE_AUDIT_THREAD } from '../src/services.ts'
 import { POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS } from '../src/store/migrations.ts'
 import { AUDIT_COPY_SQL, auditCopyBinary } from '../src/store/pg-copy.ts'
 import { PostgresStore } from '../src/store/postgres.ts'
@@ -63,6 +64,11 @@ const kinds: Array<[string, () => Promise<Store>]> = [
     },
   ],
   ['SQLite', async () => new SqliteStore(mkdtempSync(join(tmpdir(), 'nnz-audit-store-')))],
+  // The server's embedded store: the same inserts, made by the audit thread on a connection of its own.
+  [
+    'SQLite, audit thread',
+    async () => new SqliteStore(mkdtempSync(join(tmpdir(), 'nnz-audit-store-')), { auditThread: SQLITE_AUDIT_THREAD }),
+  ],
 ]
 
 describe.each(kinds)('audit store (SPEC §4.10): %s', (_name, open) => {
@@ -284,5 +290,54 @@ describe('audit COPY, binary format (SPEC §4.10, §7): Postgres takes every bat
   test('an event id that is not a UUID is refused before anything is sent', () => {
     for (const id of ['not-a-uuid', '0192f1e2-0000-7000-8000-00000000000', '0192f1e2-0000-7000-8000-0000000000000'])
       expect(() => auditCopyBinary([event(5, { event_id: id })])).toThrow('malformed event id')
+  })
+})
+
+describe('the embedded store’s audit thread (SPEC §4.10, §7): off the event loop, and nothing lost if it cannot run', () => {
+  test('a thread that cannot start (its module missing): every batch is inserted on the calling thread instead', async () => {
+    const store = new SqliteStore(mkdtempSync(join(tmpdir(), 'nnz-audit-thread-')), {
+      auditThread: new URL('./no-such-audit-worker.ts', import.meta.url).href,
+    })
+    stores.push(store)
+    await store.migrate()
+    await store.insertAudit([event(40), event(41)])
+    await store.insertAudit([event(42)])
+    expect((await stored(store)).map((e) => e.request_id)).toEqual(['req-40', 'req-41', 'req-42'])
+  })
+
+  test('the thread’s commits are not key changes: the key watcher expires the cache only for a change to a key', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nnz-audit-thread-'))
+    const store = new SqliteStore(dir, { auditThread: SQLITE_AUDIT_THREAD })
+    stores.push(store)
+    await store.migrate()
+    let resyncs = 0
+    const stop = await store.watchKeys(
+      () => {},
+      () => resyncs++,
+    )
+    try {
+      // Audit batches from the thread for 1.5 s: three checks of the watcher see data_version move.
+      for (let i = 0; i < 15; i++) {
+        await store.insertAudit([event(100 + i)])
+        await Bun.sleep(100)
+      }
+      expect(resyncs).toBe(0)
+      // Another process (the CLI) revokes a key: seen within a check.
+      const cli = new DatabaseSync(join(dir, 'neuronetz.db'))
+      cli.exec('pragma busy_timeout = 5000')
+      cli.prepare(`insert into api_keys (id, hash, name, created_at, updated_at) values ('k_watch', 'h', 'w', 1, 1)`).run()
+      await Bun.sleep(700)
+      expect(resyncs).toBe(1)
+      cli.prepare(`update api_keys set revoked_at = 2, updated_at = 2 where id = 'k_watch'`).run()
+      await Bun.sleep(700)
+      expect(resyncs).toBe(2)
+      // A use time (last_used_at) is not a change.
+      cli.prepare(`update api_keys set last_used_at = 3 where id = 'k_watch'`).run()
+      await Bun.sleep(700)
+      expect(resyncs).toBe(2)
+      cli.close()
+    } finally {
+      await stop()
+    }
   })
 })

@@ -2,9 +2,8 @@
 // API on Bun and Deno and works inside the compiled binary (STACK).
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite'
+import type { DatabaseSync, SQLInputValue } from 'node:sqlite'
 import {
-  AUDIT_COLUMNS,
   type AuditEvent,
   type AuditQuery,
   decodeAuditCursor,
@@ -13,24 +12,40 @@ import {
   type UsageQuery,
   type UsageRow,
 } from '../audit/event.ts'
+import type { Logger } from '../log.ts'
 import { SQLITE_MIGRATIONS } from './migrations.ts'
+import { AuditInserter, AuditThread, openSqlite } from './sqlite-audit.ts'
 import { decodeCursor, encodeCursor, type KeyChanges, type KeyListQuery, type KeyPage, type KeyRecord, type Store } from './store.ts'
 
 type Row = Record<string, SQLInputValue>
 
-const AUDIT_ROWS_PER_STATEMENT = 100
+export interface SqliteStoreOptions {
+  /**
+   * The audit thread's module (sqlite-audit.worker.ts), as a URL made where the compiled binary can
+   * resolve it (services.ts). Without it, audit batches are inserted on the calling thread.
+   */
+  readonly auditThread?: string
+  /** Hears that the audit thread stopped, and that its batches are inserted on the event loop from then on. */
+  readonly log?: Logger
+}
 
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const
+  private readonly file: string
   private readonly db: DatabaseSync
-  /** Prepared multi-row audit inserts, by row count. */
-  private readonly auditStatements = new Map<number, StatementSync>()
+  private readonly auditInline: AuditInserter
+  /** Started on the first audit batch; undefined until then, and for good once it has failed. */
+  private auditThread?: AuditThread
 
-  constructor(dataDir: string) {
+  constructor(
+    dataDir: string,
+    private readonly opts: SqliteStoreOptions = {},
+  ) {
     mkdirSync(dataDir, { recursive: true })
-    this.db = new DatabaseSync(join(dataDir, 'neuronetz.db'))
-    // WAL lets the CLI read and write while a gateway runs; busy_timeout waits out its locks.
-    this.db.exec('pragma journal_mode = wal; pragma busy_timeout = 5000; pragma synchronous = normal;')
+    this.file = join(dataDir, 'neuronetz.db')
+    // WAL lets the CLI (and the audit thread) read and write while a gateway runs; busy_timeout waits out their locks.
+    this.db = openSqlite(this.file)
+    this.auditInline = new AuditInserter(this.db)
   }
 
   async migrate(): Promise<void> {
@@ -59,6 +74,7 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    await this.auditThread?.close()
     if (this.db.isOpen) this.db.close()
   }
 
@@ -161,33 +177,21 @@ export class SqliteStore implements Store {
 
   async insertAudit(events: readonly AuditEvent[]): Promise<void> {
     if (events.length === 0) return
-    // A multi-row insert: one statement per batch of up to 100 rows (22 columns each, well under
-    // SQLite's variable limit), far cheaper than one statement per row on the event loop.
-    const params: SQLInputValue[] = []
-    this.db.exec('begin')
+    if (this.opts.auditThread && !this.auditThread && this.db.isOpen)
+      this.auditThread = new AuditThread(this.opts.auditThread, this.file, (err) =>
+        this.opts.log?.warn('audit thread stopped; audit batches are inserted on the event loop from now on', { err }),
+      )
+    const thread = this.auditThread
+    if (!thread || thread.failed) return this.auditInline.insert(events)
     try {
-      for (let i = 0; i < events.length; i += AUDIT_ROWS_PER_STATEMENT) {
-        const chunk = events.slice(i, i + AUDIT_ROWS_PER_STATEMENT)
-        params.length = 0
-        for (const e of chunk)
-          for (const c of AUDIT_COLUMNS) params.push(c === 'tokens_partial' ? (e.tokens_partial ? 1 : 0) : (e[c] as SQLInputValue))
-        this.auditInsert(chunk.length).run(...params)
-      }
-      this.db.exec('commit')
+      await thread.insert(events)
     } catch (err) {
-      this.db.exec('rollback')
-      throw err
+      // A thread that died (or never started) loses nothing: the batch it may or may not have
+      // committed is inserted here (ids already stored are skipped), and so is every batch after it.
+      // A failed insert in a live thread (a lock held too long, a full disk) is the writer's to retry.
+      if (!thread.failed || !this.db.isOpen) throw err
+      this.auditInline.insert(events)
     }
-  }
-
-  private auditInsert(rows: number): StatementSync {
-    let stmt = this.auditStatements.get(rows)
-    if (!stmt) {
-      const row = `(${AUDIT_COLUMNS.map(() => '?').join(', ')})`
-      stmt = this.db.prepare(`insert or ignore into audit_events (${AUDIT_COLUMNS.join(', ')}) values ${Array(rows).fill(row).join(', ')}`)
-      this.auditStatements.set(rows, stmt)
-    }
-    return stmt
   }
 
   async queryAudit(q: AuditQuery): Promise<{ items: AuditEvent[]; nextCursor: string | null }> {
@@ -233,17 +237,27 @@ export class SqliteStore implements Store {
 
   /**
    * One process owns the embedded store, so its own changes evict directly (keys/service.ts). The CLI
-   * may change keys from another process: SQLite's data_version moves only for other connections'
-   * commits, and when it does the whole key cache is dropped.
+   * may change keys from another process. SQLite's data_version moves only for other connections'
+   * commits, the audit thread's too, so when it moves the key change counter (migration 004) is read,
+   * and when that moved the whole key cache is expired. The process's own key changes move the
+   * counter as well; the next check then expires the cache once more, which costs each key in use one
+   * read of its record.
    */
   async watchKeys(_onChange: (id: string) => void, onResync: () => void): Promise<() => Promise<void>> {
-    const version = () => Number((this.db.prepare('pragma data_version').get() as { data_version: number }).data_version)
-    let seen = version()
+    const dataVersion = this.db.prepare('pragma data_version')
+    const keyChanges = this.db.prepare('select n from key_changes where id = 1')
+    const version = () => Number((dataVersion.get() as { data_version: number }).data_version)
+    const changes = () => Number((keyChanges.get() as { n: number } | undefined)?.n ?? 0)
+    let seenVersion = version()
+    let seenChanges = changes()
     const timer = setInterval(() => {
       if (!this.db.isOpen) return
       const now = version()
-      if (now !== seen) {
-        seen = now
+      if (now === seenVersion) return
+      seenVersion = now
+      const changed = changes()
+      if (changed !== seenChanges) {
+        seenChanges = changed
         onResync()
       }
     }, 500)
