@@ -3,6 +3,8 @@
 // the disk spill engaged, and across a SIGTERM in the middle of the outage.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { readdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { DatabaseSync } from 'node:sqlite'
 import postgres from 'postgres'
 import { FakeOllama } from './helpers/fake-ollama.ts'
 import { type GatewayProcess, startGateway } from './helpers/gateway.ts'
@@ -169,4 +171,34 @@ describe('audit durability (SPEC §4.10)', () => {
       await db.drop()
     }
   }, 60_000)
+
+  // Embedded mode writes audit batches on a thread of its own (store/sqlite-audit.ts): a batch handed
+  // to it is the writer's until the thread has committed it, and shutdown waits for the last one.
+  test('embedded: SIGTERM under 300 req/s; every request answered is in the SQLite audit log', async () => {
+    const gw = await startGateway({ env: { OLLAMA_BASE_URL: fake.url } })
+    try {
+      const made = await fetch(`${gw.url}/admin/keys`, {
+        method: 'POST',
+        headers: { ...gw.auth, 'content-type': 'application/json' },
+        body: '{"name":"load"}',
+      })
+      const { key, id } = await made.json()
+      const running = load(() => gw.url, key, 300, 4)
+      await Bun.sleep(2500)
+      expect(await gw.stop('SIGTERM')).toBe(0)
+      const { served } = await running
+      // As above, the gateway's own account of what it answered is its request log.
+      const answered = gw.logs.filter((l) => l.msg === 'request' && l.path === '/api/chat').length
+      const db = new DatabaseSync(join(gw.dataDir, 'neuronetz.db'), { readOnly: true })
+      const row = db.prepare(`select count(*) as n from audit_events where key_id = ? and path = '/api/chat'`).get(id) as { n: number }
+      db.close()
+      process.stderr.write(`audit (embedded, SIGTERM under load): ${answered} answered (${served} seen by the client), ${row.n} rows\n`)
+      expect(served).toBeGreaterThan(500)
+      expect(row.n).toBe(answered)
+      expect(row.n).toBeGreaterThanOrEqual(served)
+      expect(gw.logs.some((l) => l.msg === 'audit thread stopped; audit batches are inserted on the event loop from now on')).toBe(false)
+    } finally {
+      await gw.stop()
+    }
+  }, 30_000)
 })
