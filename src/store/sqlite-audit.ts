@@ -1,6 +1,6 @@
 // Audit inserts of the embedded store (SPEC §4.10, §7). SQLite works on the thread that calls it, and
 // a batch of 100 events held the server's event loop for about 0.7 ms (7 µs an event): at 2k req/s
-// that alone added about 1 ms to the p99 (bench/RESULTS.md). The server therefore hands its batches
+// that was about 0.6 ms of the p99 (bench/RESULTS.md). The server therefore hands its batches
 // to a worker thread with a connection of its own, as one JSON string (about 1.3 µs an event to make
 // and post, against 5 µs to clone the objects). The inserter below is the same code on either side:
 // the worker runs it, and so does the store itself where there is no worker (the CLI, or a worker
