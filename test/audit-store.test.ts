@@ -316,7 +316,7 @@ describe('the embedded store’s audit thread (SPEC §4.10, §7): off the event 
       () => resyncs++,
     )
     try {
-      // Audit batches from the thread for 1.5 s: three checks of the watcher see data_version move.
+      // Audit batches from the thread for 1.5 s: three checks of the watcher, each after audit commits.
       for (let i = 0; i < 15; i++) {
         await store.insertAudit([event(100 + i)])
         await Bun.sleep(100)

@@ -1,5 +1,5 @@
 // SPEC §4.11: the CLI twins act on the configured store, on both stores; a key revoked from the CLI
-// is refused by a running gateway (embedded: SQLite data_version; cluster: NOTIFY).
+// is refused by a running gateway (embedded: the key change counter in SQLite; cluster: NOTIFY).
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'

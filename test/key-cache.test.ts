@@ -32,7 +32,7 @@ interface BehindTheBack {
 interface Mode {
   name: string
   /**
-   * Embedded mode also sees another process's write to its SQLite file within 0.5 s (`data_version`)
+   * Embedded mode also sees another process's write to its SQLite file within 0.5 s (the key change counter)
    * and expires every entry; in cluster mode a write without NOTIFY is found by the renewal alone.
    */
   watchesWrites: boolean

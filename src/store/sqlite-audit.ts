@@ -102,7 +102,12 @@ export class AuditThread {
   async close(): Promise<void> {
     if (!this.failed) {
       const closed = this.request((id) => ({ type: 'close', id })).catch(() => {})
-      await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, 2000))])
+      let timer: ReturnType<typeof setTimeout> | undefined
+      const late = new Promise((resolve) => {
+        timer = setTimeout(resolve, 2000)
+      })
+      await Promise.race([closed, late])
+      clearTimeout(timer)
     }
     this.fail(new Error('audit thread closed'), false)
   }

@@ -237,27 +237,21 @@ export class SqliteStore implements Store {
 
   /**
    * One process owns the embedded store, so its own changes evict directly (keys/service.ts). The CLI
-   * may change keys from another process. SQLite's data_version moves only for other connections'
-   * commits, the audit thread's too, so when it moves the key change counter (migration 004) is read,
-   * and when that moved the whole key cache is expired. The process's own key changes move the
-   * counter as well; the next check then expires the cache once more, which costs each key in use one
-   * read of its record.
+   * may change keys from another process: the key change counter (migration 004, kept by triggers)
+   * moves with every change to a key, and when it does the whole key cache is expired. SQLite's
+   * data_version cannot tell this: it moves for every commit of the audit thread too. The process's
+   * own key changes move the counter as well, and expire the cache once more, which costs each key in
+   * use one read of its record.
    */
   async watchKeys(_onChange: (id: string) => void, onResync: () => void): Promise<() => Promise<void>> {
-    const dataVersion = this.db.prepare('pragma data_version')
     const keyChanges = this.db.prepare('select n from key_changes where id = 1')
-    const version = () => Number((dataVersion.get() as { data_version: number }).data_version)
     const changes = () => Number((keyChanges.get() as { n: number } | undefined)?.n ?? 0)
-    let seenVersion = version()
-    let seenChanges = changes()
+    let seen = changes()
     const timer = setInterval(() => {
       if (!this.db.isOpen) return
-      const now = version()
-      if (now === seenVersion) return
-      seenVersion = now
-      const changed = changes()
-      if (changed !== seenChanges) {
-        seenChanges = changed
+      const now = changes()
+      if (now !== seen) {
+        seen = now
         onResync()
       }
     }, 500)
