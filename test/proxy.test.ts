@@ -58,6 +58,51 @@ describe('forwarding (SPEC §4.8)', () => {
     expect(new TextDecoder().decode(fake.last('/api/generate').body)).toBe(raw)
   })
 
+  test('bodies in UTF-8 reach upstream byte for byte: multibyte text, a literal U+FFFD, a byte order mark', async () => {
+    const bodies = [
+      '{"model":"llama3.2","prompt":"Grüße, 日本語, 🦙 and \\u00e9","stream":false}',
+      '{"model":"llama3.2","prompt":"a model once wrote \uFFFD here","stream":false}',
+    ].map((text) => new TextEncoder().encode(text))
+    bodies.push(new Uint8Array([0xef, 0xbb, 0xbf, ...new TextEncoder().encode('{"model":"llama3.2","prompt":"x","stream":false}')]))
+    for (const body of bodies) {
+      const res = await fetch(`${gw.url}/api/generate`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...gw.auth },
+        body,
+      })
+      await res.text()
+      expect(Buffer.from(fake.last('/api/generate').body).equals(Buffer.from(body))).toBe(true)
+    }
+  })
+
+  test("a JSON body that is not UTF-8 is refused in the route's dialect, and nothing is forwarded", async () => {
+    // 0xff never occurs in UTF-8; 0xe2 0x82 is a sequence cut short.
+    const body = new Uint8Array([
+      ...new TextEncoder().encode('{"model":"llama3.2","prompt":"'),
+      0xff,
+      0xe2,
+      0x82,
+      ...new TextEncoder().encode('"}'),
+    ])
+    const native = await fetch(`${gw.url}/api/generate`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...gw.auth },
+      body,
+    })
+    expect(native.status).toBe(400)
+    expect(((await native.json()) as { error: string }).error).toContain('not valid UTF-8')
+    const openai = await fetch(`${gw.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...gw.auth },
+      body,
+    })
+    expect(openai.status).toBe(400)
+    const err = ((await openai.json()) as { error: { message: string; type: string } }).error
+    expect(err.message).toContain('not valid UTF-8')
+    expect(err.type).toBe('invalid_request_error')
+    expect(fake.received).toHaveLength(0)
+  })
+
   test('header hygiene: credentials, Origin, hop-by-hop dropped; Host, token, request id set; User-Agent kept', async () => {
     const res = await post(
       '/api/chat',
