@@ -4,6 +4,7 @@
 import { midStreamError } from '../errors.ts'
 import type { Cancel } from '../runtime/client.ts'
 import { ClientGone, UpstreamTimeout } from './upstream.ts'
+import type { Deadline } from './watch.ts'
 
 export type Outcome = 'ok' | 'error' | 'aborted'
 
@@ -23,8 +24,8 @@ export interface StreamTap {
 
 export interface RelayOptions {
   readonly abort: Cancel
-  /** The request's deadline timer (it aborts with UpstreamTimeout), taken over: re-armed per chunk, cleared at the end. */
-  readonly deadline: ReturnType<typeof setTimeout>
+  /** The request's deadline (it aborts with UpstreamTimeout), taken over: re-armed per chunk, cleared at the end. */
+  readonly deadline: Deadline
   readonly contentType: string | null
   readonly tap?: StreamTap
   readonly onDone: (result: RelayResult) => void
@@ -40,12 +41,12 @@ export function relayBody(body: ReadableStream<Uint8Array>, opts: RelayOptions):
   const done = (outcome: Outcome, error?: string) => {
     if (finished) return
     finished = true
-    clearTimeout(timer)
+    deadline.clear()
     opts.onDone(error === undefined ? { outcome, bytesOut } : { outcome, bytesOut, error })
   }
-  // One timer per stream, re-armed on each chunk: `refresh()` avoids an allocation per chunk.
-  const timer = opts.deadline
-  timer.refresh()
+  // Re-armed on each chunk.
+  const deadline = opts.deadline
+  deadline.refresh()
 
   return new ReadableStream<Uint8Array>(
     {
@@ -62,7 +63,7 @@ export function relayBody(body: ReadableStream<Uint8Array>, opts: RelayOptions):
             done('ok')
             return
           }
-          timer.refresh()
+          deadline.refresh()
           const out = tap ? tap.chunk(value) : value
           if (out.byteLength > 0) {
             bytesOut += out.byteLength

@@ -1,7 +1,6 @@
 // The request path of every proxied endpoint (SPEC §4.8): authenticate, read the body once, choose
 // backends (§4.7), forward, relay the answer. Framework-free: it takes a Request and returns a Response.
 
-import { setTimeout as startTimer } from 'node:timers'
 import { type AuditOutcome, newEventId } from '../audit/event.ts'
 import type { AuditWriter } from '../audit/writer.ts'
 import type { Backend } from '../backends/backend.ts'
@@ -24,7 +23,8 @@ import { clientResponseHeaders, isStreamingType, upstreamRequestHeaders } from '
 import { chainTaps, type MeterKind, MeterTap, type Usage, UsageChunkStripper, withIncludeUsage } from './meter.ts'
 import { type RelayResult, relayBody } from './relay.ts'
 import { createProxySeries } from './series.ts'
-import { ClientGone, callStreamed, callUpstream, callWhole, UpstreamFailure, UpstreamTimeout } from './upstream.ts'
+import { ClientGone, callStreamed, callUpstream, callWhole, UpstreamFailure } from './upstream.ts'
+import { type Deadline, RequestWatch } from './watch.ts'
 
 export interface ProxyDeps {
   readonly config: Config
@@ -102,6 +102,7 @@ export function createProxy(deps: ProxyDeps) {
   const { config, log, metrics, backends } = deps
 
   const series = createProxySeries(metrics)
+  const watch = new RequestWatch(config.readTimeoutMs, deps.clientSignal)
 
   const finish = (x: Exchange, result: RelayResult) => {
     deps.inflight.leave()
@@ -193,7 +194,7 @@ export function createProxy(deps: ProxyDeps) {
   return async function proxy(endpoint: Endpoint, request: Request, meta: RequestMeta): Promise<Response> {
     const x: Exchange = { meta, endpoint, dialect: dialectOf(meta.path), startedAt: performance.now() }
     deps.inflight.enter()
-    let deadline: ReturnType<typeof startTimer> | undefined
+    let deadline: Deadline | undefined
     try {
       // SPEC §4.3: the key is checked from headers alone, before a body is read.
       let key: KeyRecord
@@ -255,12 +256,10 @@ export function createProxy(deps: ProxyDeps) {
       const chosen = chooseBackends(endpoint, x.model, request)
       const candidates = Array.isArray(chosen) ? chosen : await chosen
       const abort = new Cancel()
-      // An abort signal fires once: no `{ once: true }` (an options object per request, about 0.2 µs).
-      deps.clientSignal(request)?.addEventListener('abort', () => abort.abort(new ClientGone()))
       // One deadline per request (SPEC §3.2 OLLAMA_READ_TIMEOUT_S), re-armed for the response headers of
-      // each attempt, then for the body; the relay takes it over for streams.
-      const timeout = config.readTimeoutMs
-      deadline = startTimer(() => abort.abort(new UpstreamTimeout(timeout / 1000)), timeout)
+      // each attempt, then for the body; the relay takes it over for streams. The watch also aborts the
+      // request when its client leaves (SPEC §4.8).
+      deadline = watch.watch(request, abort)
       const target = meta.path + meta.search
       const inMemory = body === null || body instanceof Uint8Array
       const readWhole = x.stream === false && WHOLE_PATHS.has(endpoint.path) && inMemory
@@ -334,7 +333,7 @@ export function createProxy(deps: ProxyDeps) {
       // An answer in hand whole: metered, reported and sent on in one piece.
       const status = upstream.status
       const answerWhole = (bytes: Uint8Array<ArrayBuffer>): Response => {
-        clearTimeout(deadline)
+        deadline?.clear()
         x.meter?.chunk(bytes)
         done({ outcome: 'ok', bytesOut: bytes.byteLength })
         return new Response(bytes.byteLength > 0 ? bytes : null, { status, headers: responseHeaders })
@@ -351,7 +350,7 @@ export function createProxy(deps: ProxyDeps) {
         try {
           bytes = new Uint8Array(await upstream.arrayBuffer())
         } catch {
-          clearTimeout(deadline)
+          deadline.clear()
           releaseBackend()
           throw new UpstreamFailure(backend.name, 'reset', `backend '${backend.name}' broke off its answer`)
         }
@@ -366,7 +365,7 @@ export function createProxy(deps: ProxyDeps) {
       })
       return new Response(relayed, { status: upstream.status, headers: responseHeaders })
     } catch (err) {
-      clearTimeout(deadline)
+      deadline?.clear()
       return fail(x, err)
     }
   }

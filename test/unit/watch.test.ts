@@ -1,0 +1,107 @@
+// SPEC §3.2 (OLLAMA_READ_TIMEOUT_S) and §4.8 (a departed client aborts its upstream request): the
+// requests in flight, watched together on one timer (src/proxy/watch.ts).
+import { describe, expect, test } from 'bun:test'
+import { ClientGone, UpstreamTimeout } from '../../src/proxy/upstream.ts'
+import { RequestWatch } from '../../src/proxy/watch.ts'
+import { Cancel } from '../../src/runtime/client.ts'
+
+const request = () => new Request('http://gateway.test/api/chat', { method: 'POST', body: '{}' })
+
+/** A client signal per request, as the runtime gives it; counts how often one was asked for. */
+function signals() {
+  const controllers = new Map<Request, AbortController>()
+  let asked = 0
+  return {
+    get asked() {
+      return asked
+    },
+    of: (r: Request) => {
+      asked++
+      let c = controllers.get(r)
+      if (!c) controllers.set(r, (c = new AbortController()))
+      return c.signal
+    },
+    leave: (r: Request) => {
+      let c = controllers.get(r)
+      if (!c) controllers.set(r, (c = new AbortController()))
+      c.abort()
+    },
+  }
+}
+
+describe('the request watch', () => {
+  test('past the timeout the request is aborted with UpstreamTimeout, late by at most a tick (here 20 ms)', async () => {
+    const watch = new RequestWatch(200, () => undefined)
+    const abort = new Cancel()
+    const started = performance.now()
+    let firedAt = 0
+    abort.addEventListener('abort', () => {
+      firedAt = performance.now()
+    })
+    watch.watch(request(), abort)
+    await Bun.sleep(400)
+    expect(abort.reason).toBeInstanceOf(UpstreamTimeout)
+    expect((abort.reason as UpstreamTimeout).seconds).toBe(0.2)
+    expect(firedAt - started).toBeGreaterThanOrEqual(199)
+    expect(firedAt - started).toBeLessThan(200 + 20 + 60)
+    expect(watch.size).toBe(0)
+  })
+
+  test('refresh re-arms the full timeout; clear ends the watch, and nothing fires after it', async () => {
+    const watch = new RequestWatch(200, () => undefined)
+    const abort = new Cancel()
+    const deadline = watch.watch(request(), abort)
+    for (let i = 0; i < 4; i++) {
+      await Bun.sleep(100)
+      deadline.refresh()
+    }
+    expect(abort.aborted).toBe(false)
+    deadline.clear()
+    expect(watch.size).toBe(0)
+    await Bun.sleep(300)
+    expect(abort.aborted).toBe(false)
+  })
+
+  test('a request answered before the next check never asks for its client signal', async () => {
+    const clients = signals()
+    const watch = new RequestWatch(1000, clients.of)
+    for (let i = 0; i < 50; i++) watch.watch(request(), new Cancel()).clear()
+    await Bun.sleep(250)
+    expect(clients.asked).toBe(0)
+  })
+
+  test('a client that leaves while its request is in flight aborts it with ClientGone, at once after the first check', async () => {
+    const clients = signals()
+    const watch = new RequestWatch(10_000, clients.of)
+    const r = request()
+    const abort = new Cancel()
+    watch.watch(r, abort)
+    await Bun.sleep(150) // a check has run (tick 100 ms): the signal is listened to
+    expect(clients.asked).toBe(1)
+    clients.leave(r)
+    expect(abort.reason).toBeInstanceOf(ClientGone)
+  })
+
+  test('a client that left before the first check is noticed at that check', async () => {
+    const clients = signals()
+    const watch = new RequestWatch(10_000, clients.of)
+    const r = request()
+    const abort = new Cancel()
+    watch.watch(r, abort)
+    clients.leave(r)
+    expect(abort.aborted).toBe(false)
+    await Bun.sleep(150)
+    expect(abort.reason).toBeInstanceOf(ClientGone)
+  })
+
+  test('the timer stops once no request is watched, and starts again with the next', async () => {
+    const watch = new RequestWatch(100, () => undefined)
+    watch.watch(request(), new Cancel()).clear()
+    await Bun.sleep(50)
+    expect((watch as unknown as { timer: unknown }).timer).toBeUndefined()
+    const abort = new Cancel()
+    watch.watch(request(), abort)
+    await Bun.sleep(200)
+    expect(abort.reason).toBeInstanceOf(UpstreamTimeout)
+  })
+})
