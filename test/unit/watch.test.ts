@@ -10,6 +10,13 @@ const request = () => new Request('http://gateway.test/api/chat', { method: 'POS
 /** A client signal per request, as the runtime gives it; counts how often one was asked for. */
 function signals() {
   const controllers = new Map<Request, AbortController>()
+  const controllerOf = (r: Request): AbortController => {
+    const known = controllers.get(r)
+    if (known) return known
+    const made = new AbortController()
+    controllers.set(r, made)
+    return made
+  }
   let asked = 0
   return {
     get asked() {
@@ -17,15 +24,9 @@ function signals() {
     },
     of: (r: Request) => {
       asked++
-      let c = controllers.get(r)
-      if (!c) controllers.set(r, (c = new AbortController()))
-      return c.signal
+      return controllerOf(r).signal
     },
-    leave: (r: Request) => {
-      let c = controllers.get(r)
-      if (!c) controllers.set(r, (c = new AbortController()))
-      c.abort()
-    },
+    leave: (r: Request) => controllerOf(r).abort(),
   }
 }
 
