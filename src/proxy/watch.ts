@@ -2,7 +2,7 @@
 // OLLAMA_READ_TIMEOUT_S) and whether its client is still there (SPEC §4.8). A timer per request and a
 // listener on every request's `signal` cost each request a native timer and an AbortSignal, and on Bun
 // they lengthened every young-generation collection (bench/RESULTS.md). Most requests are answered
-// long before either matters: here a request costs one entry in a set, and its client's signal is asked
+// long before either matters: here a request costs one entry in a list, and its client's signal is asked
 // for only if the request is still in flight at the next check.
 import type { Cancel } from '../runtime/client.ts'
 import { ClientGone, UpstreamTimeout } from './upstream.ts'
@@ -38,8 +38,9 @@ export class RequestWatch {
 
   /**
    * Watches `request` until the deadline is cleared: past the timeout, `abort` fires with
-   * UpstreamTimeout; when its client leaves, with ClientGone. The timeout is late by at most a tick,
-   * and a client that leaves is noticed at once, or at the first check after the request began.
+   * UpstreamTimeout; when its client leaves, with ClientGone. The timeout is late by at most a tick;
+   * a client that leaves is noticed at the first check after the request began, or at once if it
+   * leaves after that check.
    */
   watch(request: Request, abort: Cancel): Deadline {
     const entry = new Watched(this, request, abort, performance.now() + this.timeoutMs, this.watched.length)
