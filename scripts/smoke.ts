@@ -1,11 +1,13 @@
 // CI smoke tests (SPEC §8.1, §8.3): the compiled binary from an empty folder with no node_modules,
-// and the same source on Deno. Each: start, /healthz, one proxied streamed chat, SIGTERM, exit 0.
+// and the same source on Deno. Each: start, /healthz, one proxied streamed chat, SIGTERM, exit 0;
+// then cluster mode (Postgres + Redis): a chat and its audit event.
 // Usage: bun scripts/smoke.ts binary|deno   (prints one `ok`/`not ok` line per check)
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { FakeOllama } from '../test/helpers/fake-ollama.ts'
 import { startGateway } from '../test/helpers/gateway.ts'
+import { freshDatabase, freshRedis } from '../test/helpers/infra.ts'
 
 const root = join(import.meta.dir, '..')
 const which = process.argv[2]
@@ -84,6 +86,32 @@ try {
   }
   const code = await gw.stop('SIGTERM')
   check('SIGTERM exits 0', code === 0, `exit ${code}\n${gw.output()}`)
+  // Cluster mode: postgres.js and ioredis from the binary and on Deno, and the audit COPY through them.
+  const db = await freshDatabase()
+  try {
+    const cluster = await startGateway({
+      command,
+      cwd: which === 'binary' ? dir : root,
+      env: { OLLAMA_BASE_URL: fake.url, DATA_DIR: join(dir, 'data-cluster'), DATABASE_URL: db.url, REDIS_URL: await freshRedis(7) },
+    })
+    const chat = await fetch(`${cluster.url}/api/chat`, {
+      method: 'POST',
+      headers: cluster.auth,
+      body: JSON.stringify({ model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }], stream: false }),
+    })
+    await chat.text()
+    await Bun.sleep(600)
+    const listed = await fetch(`${cluster.url}/admin/audit?limit=10`, { headers: cluster.auth })
+    const events = ((await listed.json()) as { items?: Array<{ path?: string; status?: number }> }).items ?? []
+    check(
+      'cluster mode: a chat is answered and its audit event stored in Postgres',
+      chat.status === 200 && events.some((e) => e.path === '/api/chat' && e.status === 200),
+      `status ${chat.status}, events ${JSON.stringify(events)}\n${cluster.output()}`,
+    )
+    await cluster.stop('SIGTERM')
+  } finally {
+    await db.drop()
+  }
   if (which === 'binary') {
     // The argon2 addon is unpacked into TMPDIR at run time: without a usable one, one clear line.
     const noTmp = Bun.spawnSync(command, {
