@@ -6,7 +6,7 @@ import { copyFileSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { FakeOllama } from '../test/helpers/fake-ollama.ts'
-import { startGateway } from '../test/helpers/gateway.ts'
+import { type GatewayProcess, startGateway } from '../test/helpers/gateway.ts'
 import { freshDatabase, freshRedis } from '../test/helpers/infra.ts'
 
 const root = join(import.meta.dir, '..')
@@ -88,8 +88,9 @@ try {
   check('SIGTERM exits 0', code === 0, `exit ${code}\n${gw.output()}`)
   // Cluster mode: postgres.js and ioredis from the binary and on Deno, and the audit COPY through them.
   const db = await freshDatabase()
+  let cluster: GatewayProcess | undefined
   try {
-    const cluster = await startGateway({
+    cluster = await startGateway({
       command,
       cwd: which === 'binary' ? dir : root,
       env: { OLLAMA_BASE_URL: fake.url, DATA_DIR: join(dir, 'data-cluster'), DATABASE_URL: db.url, REDIS_URL: await freshRedis(7) },
@@ -108,8 +109,8 @@ try {
       chat.status === 200 && events.some((e) => e.path === '/api/chat' && e.status === 200),
       `status ${chat.status}, events ${JSON.stringify(events)}\n${cluster.output()}`,
     )
-    await cluster.stop('SIGTERM')
   } finally {
+    await cluster?.stop('SIGTERM')
     await db.drop()
   }
   if (which === 'binary') {
