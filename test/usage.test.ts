@@ -269,6 +269,27 @@ describe('limits across two replicas sharing Redis (SPEC §4.4)', () => {
     expect((await call(b, key)).status).toBe(200)
   })
 
+  test('max_concurrency=1: requests one after another through alternating replicas are all admitted', async () => {
+    // SPEC §4.4: a request's slot is free again before its answer reaches the client, so the client's
+    // next request finds it free on either replica: non-streamed answers, streamed ones and both dialects.
+    const { key } = await newKey(a, { name: 'serial', limits: { max_concurrency: 1 } })
+    const paths = ['/api/chat', '/v1/chat/completions']
+    const refused: string[] = []
+    for (let i = 0; i < 120; i++) {
+      const gw = i % 2 ? a : b
+      const path = paths[(i >> 1) % 2] as string
+      const stream = i % 8 >= 4
+      const res = await fetch(gw.url + path, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}` },
+        body: JSON.stringify({ model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }], stream }),
+      })
+      await res.text()
+      if (res.status !== 200) refused.push(`${i} ${path} stream=${stream}: ${res.status}`)
+    }
+    expect(refused).toEqual([])
+  })
+
   test('tpm stops a key once its metered tokens reach the limit', async () => {
     const { key } = await newKey(a, { name: 'tpm', limits: { tpm: 20 } })
     // Each answer is 7 prompt + 3 completion tokens.

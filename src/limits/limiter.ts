@@ -11,8 +11,13 @@ export interface Admission {
   /**
    * Ends the request: gives the concurrency slot back and charges the metered tokens to the key's
    * current window (SPEC §4.4: tpm is charged when metered), in one step. Safe to call more than once.
+   *
+   * `beforeAnswer`: the caller holds the answer until the returned promise (if any) resolves, and the
+   * limiter may use the wait to send this end together with the others of the same event-loop turn.
+   * Either way the end is on its way to the shared counters before the client can see the answer, so
+   * the client's next request, on any replica, finds its slot free.
    */
-  finish(tokens: number): void
+  finish(tokens: number, beforeAnswer?: boolean): Promise<void> | undefined
 }
 
 export interface RateLimiter {

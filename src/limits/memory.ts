@@ -39,6 +39,7 @@ export class MemoryLimiter implements RateLimiter {
         finished = true
         if (limits.max_concurrency) this.inFlight.set(keyId, (this.inFlight.get(keyId) ?? 1) - 1)
         if (limits.tpm && tokens > 0) this.current(keyId, Date.now()).tokens += tokens
+        return undefined
       },
     }
   }

@@ -47,9 +47,15 @@ const keys = (keyId: string, window: number) => [
   `nnz:rl:{${keyId}}:leases`,
 ]
 
+type FinishArgs = [tokenKey: string, leaseSet: string, charge: number, lease: string]
+type FinishCommand = (...args: FinishArgs) => Promise<unknown>
+
 export class RedisLimiter implements RateLimiter {
   private readonly leases = new Map<string, string>()
   private readonly renewer: ReturnType<typeof setInterval>
+  /** Request ends waiting for this turn's write, and the callers holding their answers for it. */
+  private ends: FinishArgs[] = []
+  private waiting: Array<() => void> = []
 
   constructor(
     private readonly redis: Redis,
@@ -89,7 +95,7 @@ export class RedisLimiter implements RateLimiter {
       if (this.failClosed)
         throw new GatewayError('unavailable', 'rate limiter unavailable (Redis unreachable); retry shortly', { 'retry-after': '2' })
       this.metrics.rateLimitFailOpen.inc()
-      return { headers: {}, finish: () => {} }
+      return { headers: {}, finish: () => undefined }
     }
     const [allowed, which, requests, tokens] = result
     const headers = limitHeaders(limits, Number(requests), Number(tokens), now)
@@ -100,17 +106,48 @@ export class RedisLimiter implements RateLimiter {
     let finished = false
     return {
       headers,
-      // One round trip at the end of a request: free the lease and charge the tokens together.
-      finish: (used) => {
+      // One script at the end of a request: free the lease and charge the tokens together.
+      finish: (used, beforeAnswer) => {
         if (finished) return
         finished = true
         if (lease) this.leases.delete(lease)
         const charge = limits.tpm && used > 0 ? used : 0
         if (!lease && !charge) return
-        const run = (this.redis as unknown as { nnzFinish: (...a: unknown[]) => Promise<unknown> }).nnzFinish
-        run.call(this.redis, tokenKey, set, charge, lease).catch(() => {})
+        const args: FinishArgs = [tokenKey, set, charge, lease]
+        if (beforeAnswer) return this.endThisTurn(args)
+        // Otherwise written at once (the client library's auto-pipelining would hold it behind the batch
+        // in flight).
+        const run = (this.redis as unknown as { nnzFinish: FinishCommand }).nnzFinish
+        run.call(this.redis, ...args).catch(() => {})
+        return undefined
       },
     }
+  }
+
+  /**
+   * SPEC §4.4, §7: the ends of the requests answered in one event-loop turn go to Redis in one write, a
+   * pipeline sent at the turn's end, and only then are their answers let go. One write per request cost
+   * the event loop a quarter of its time at saturation (a send and the wake-up of Redis each time).
+   */
+  private endThisTurn(args: FinishArgs): Promise<void> {
+    if (this.ends.length === 0) setImmediate(this.writeEnds)
+    this.ends.push(args)
+    return new Promise<void>((resolve) => this.waiting.push(resolve))
+  }
+
+  private readonly writeEnds = (): void => {
+    const ends = this.ends
+    const waiting = this.waiting
+    this.ends = []
+    this.waiting = []
+    // Not connected: fail open, as admit does (the lease expires on its own).
+    if (this.redis.status === 'ready') {
+      const pipeline = this.redis.pipeline() as unknown as { nnzFinish: (...a: FinishArgs) => unknown; exec(): Promise<unknown> }
+      for (const end of ends) pipeline.nnzFinish(...end)
+      // A manual pipeline is written now; the auto-pipeline would wait for the batch in flight.
+      pipeline.exec().catch(() => {})
+    }
+    for (const resolve of waiting) resolve()
   }
 
   /** Live requests keep their leases; one pipeline per renewal round. */

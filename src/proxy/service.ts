@@ -104,11 +104,12 @@ export function createProxy(deps: ProxyDeps) {
   const series = createProxySeries(metrics)
   const watch = new RequestWatch(config.readTimeoutMs, deps.clientSignal)
 
-  const finish = (x: Exchange, result: RelayResult) => {
+  /** Reports the request; a promise when the answer must wait for the key's limits to be settled (see Admission). */
+  const finish = (x: Exchange, result: RelayResult, beforeAnswer = false): Promise<void> | undefined => {
     deps.inflight.leave()
     const usage: Usage | undefined = x.meter?.usage(Boolean(x.stream))
     const tokens = (usage?.prompt ?? 0) + (usage?.completion ?? 0)
-    x.admission?.finish(tokens)
+    const settled = x.admission?.finish(tokens, beforeAnswer)
     if (x.key && tokens > 0) series.tokens(x.model ?? 'unknown', usage?.prompt ?? null, usage?.completion ?? null)
     const status = x.status ?? 0
     const outcome: AuditOutcome = status === 401 || status === 403 || status === 429 ? 'rejected' : result.outcome
@@ -139,22 +140,23 @@ export function createProxy(deps: ProxyDeps) {
       target: null,
     })
     series.answered(x.endpoint, status, (performance.now() - x.startedAt) / 1000, x.ttfbMs === undefined ? undefined : x.ttfbMs / 1000)
-    if (!log.enabled('info')) return
-    log.info('request', {
-      request_id: x.meta.requestId,
-      method: x.endpoint.method,
-      path: x.meta.path,
-      status: x.status,
-      outcome: result.outcome,
-      model: x.model,
-      backend: x.backend,
-      key_id: x.key?.id,
-      client_ip: x.meta.clientIp,
-      latency_ms: round(performance.now() - x.startedAt),
-      ttfb_ms: x.ttfbMs === undefined ? undefined : round(x.ttfbMs),
-      bytes_out: result.bytesOut,
-      error: result.error,
-    })
+    if (log.enabled('info'))
+      log.info('request', {
+        request_id: x.meta.requestId,
+        method: x.endpoint.method,
+        path: x.meta.path,
+        status: x.status,
+        outcome: result.outcome,
+        model: x.model,
+        backend: x.backend,
+        key_id: x.key?.id,
+        client_ip: x.meta.clientIp,
+        latency_ms: round(performance.now() - x.startedAt),
+        ttfb_ms: x.ttfbMs === undefined ? undefined : round(x.ttfbMs),
+        bytes_out: result.bytesOut,
+        error: result.error,
+      })
+    return settled
   }
 
   const fail = (x: Exchange, err: unknown): Response => {
@@ -317,11 +319,11 @@ export function createProxy(deps: ProxyDeps) {
         backend.inFlight--
         releaseSlot()
       }
-      const done = (result: RelayResult) => {
+      const done = (result: RelayResult, beforeAnswer = false) => {
         releaseBackend()
         // SPEC §4.6: a pull, create, copy or delete through the gateway refreshes that backend at once.
         if (CHANGES_MODELS.has(endpoint.path) && result.outcome === 'ok') void deps.discovery.poll(backend)
-        finish(x, result)
+        return finish(x, result, beforeAnswer)
       }
       // fetch decodes a compressed body but keeps its content-encoding; the runtime's own client removes
       // the header when it decodes, and keeps it (and the bytes) for a coding it cannot decode.
@@ -330,13 +332,15 @@ export function createProxy(deps: ProxyDeps) {
       responseHeaders.set('x-backend', backend.name)
       if (x.admission) for (const [name, value] of Object.entries(x.admission.headers)) responseHeaders.set(name, value)
       deadline.refresh()
-      // An answer in hand whole: metered, reported and sent on in one piece.
+      // An answer in hand whole: metered, reported and sent on in one piece, once the key's limits are
+      // settled (the end of a limited request goes to Redis with the others of this turn).
       const status = upstream.status
-      const answerWhole = (bytes: Uint8Array<ArrayBuffer>): Response => {
+      const answerWhole = (bytes: Uint8Array<ArrayBuffer>): Response | Promise<Response> => {
         deadline?.clear()
         x.meter?.chunk(bytes)
-        done({ outcome: 'ok', bytesOut: bytes.byteLength })
-        return new Response(bytes.byteLength > 0 ? bytes : null, { status, headers: responseHeaders })
+        const settled = done({ outcome: 'ok', bytesOut: bytes.byteLength }, true)
+        const response = new Response(bytes.byteLength > 0 ? bytes : null, { status, headers: responseHeaders })
+        return settled ? settled.then(() => response) : response
       }
       // The runtime's client has read it whole already.
       if (!(upstream instanceof Response)) return answerWhole(upstream.body)
