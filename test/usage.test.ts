@@ -1,5 +1,6 @@
 // SPEC §4.4, §4.9, §4.10, §4.11: metering from streams, per-key limits, the audit log and its queries.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { Redis } from 'ioredis'
 import { FakeOllama, ndjsonLines, sseEvents } from './helpers/fake-ollama.ts'
 import { type GatewayProcess, startGateway } from './helpers/gateway.ts'
 import { type FreshDatabase, freshDatabase, freshRedis, metricValue } from './helpers/infra.ts'
@@ -249,6 +250,23 @@ describe('limits across two replicas sharing Redis (SPEC §4.4)', () => {
     expect((await v1.json()).error).toMatchObject({ type: 'rate_limit_error', code: 'rate_limited' })
   }, 40_000)
 
+  test('two keys at once, 300 requests: each admits exactly its own rpm', async () => {
+    // The admits of one event-loop turn go to Redis in one script call, whatever their keys, in calls of
+    // at most 128: each key's count must still come out exact.
+    while (new Date().getSeconds() > 45) await Bun.sleep(500)
+    const [one, two] = await Promise.all([
+      newKey(a, { name: 'rpm-100', limits: { rpm: 100 } }),
+      newKey(a, { name: 'rpm-50', limits: { rpm: 50, max_concurrency: 1000 } }),
+    ])
+    const statuses = await Promise.all(
+      Array.from({ length: 300 }, (_, i) => call(i % 4 < 2 ? a : b, i % 2 ? one.key : two.key).then((r) => r.status)),
+    )
+    const admitted = (parity: number) => statuses.filter((s, i) => i % 2 === parity && s === 200).length
+    expect(admitted(1)).toBe(100)
+    expect(admitted(0)).toBe(50)
+    expect(statuses.filter((s) => s !== 200 && s !== 429)).toEqual([])
+  }, 40_000)
+
   test('max_concurrency=2 holds across replicas', async () => {
     const { key } = await newKey(a, { name: 'conc', limits: { max_concurrency: 2 } })
     fake.perModel.set('llama3.2', { firstByteDelayMs: 600 })
@@ -301,6 +319,50 @@ describe('limits across two replicas sharing Redis (SPEC §4.4)', () => {
     expect(refused.status).toBe(429)
     expect(refused.headers.get('x-ratelimit-remaining-tokens')).toBe('0')
     expect((await refused.json()).error).toContain('token limit reached: 20 tokens per minute')
+  })
+
+  test("a key's counters in Redis: exact counts, and each expires (set once per window)", async () => {
+    // SPEC §4.4: the admit sets a window counter's expiry only when it creates the counter, and the
+    // finish likewise for the tokens counter; every key the limiter writes must still expire.
+    const { key, id } = await newKey(a, { name: 'ttl', limits: { rpm: 1000, tpm: 1_000_000, max_concurrency: 5 } })
+    while (new Date().getSeconds() > 50) await Bun.sleep(500)
+    const redis = new Redis(redisUrl)
+    try {
+      for (let i = 0; i < 10; i++) expect((await call(i % 2 ? a : b, key)).status).toBe(200)
+      const last = await call(a, key)
+      expect(last.headers.get('x-ratelimit-remaining-requests')).toBe(String(1000 - 11))
+      // Ten answers of 10 tokens each are charged before the eleventh is admitted (its own comes after).
+      expect(last.headers.get('x-ratelimit-remaining-tokens')).toBe(String(1_000_000 - 100))
+      const stored = await eventually(
+        () => redis.keys(`nnz:rl:{${id}}:*`),
+        (k) => k.length === 2,
+      )
+      // The lease set empties (and so is gone) once every request has ended.
+      expect(stored.map((k) => k.split(':')[3]).sort()).toEqual(['r', 't'])
+      for (const k of stored) {
+        const ttl = await redis.pttl(k)
+        expect(ttl).toBeGreaterThan(60_000)
+        expect(ttl).toBeLessThanOrEqual(120_000)
+      }
+      expect(Number(await redis.get(stored.find((k) => k.includes(':t:')) as string))).toBe(110)
+      // A request in flight holds a lease in a set that also expires.
+      fake.perModel.set('llama3.2', { firstByteDelayMs: 800 })
+      const slow = call(b, key).then((r) => r.text())
+      const leases = `nnz:rl:{${id}}:leases`
+      await eventually(
+        () => redis.zcard(leases),
+        (n) => n === 1,
+      )
+      const leaseTtl = await redis.pttl(leases)
+      expect(leaseTtl).toBeGreaterThan(0)
+      expect(leaseTtl).toBeLessThanOrEqual(60_000)
+      await slow
+      fake.perModel.clear()
+      expect(await redis.zcard(leases)).toBe(0)
+    } finally {
+      fake.perModel.clear()
+      redis.disconnect()
+    }
   })
 
   test('a replica killed while holding a lease frees it when the lease expires', async () => {
