@@ -221,7 +221,7 @@ if (benchDb) {
     pid: gw.pid,
     key: BENCH_KEY,
   })
-  // The same process with a key that has limits (never reached): the Redis Lua check runs per request.
+  // The same process with a key that has limits (never reached): the Redis Lua check runs for every request.
   const limited = await fetch('http://127.0.0.1:19084/admin/keys', {
     method: 'POST',
     headers: { authorization: `Bearer ${BENCH_KEY}`, 'content-type': 'application/json' },
@@ -471,7 +471,7 @@ const withLimits = rows.find((r) => r.target.name === 'cluster-limits')
 const withoutLimits = rows.find((r) => r.target.name === 'cluster')
 if (withLimits && withoutLimits) {
   lines.push(
-    `Limits (Redis: a Lua admit before and one finish script after each request) on vs off, same cluster process: ${f(withLimits.rps, 0)} vs ${f(withoutLimits.rps, 0)} req/s (${pct(withLimits.rps, withoutLimits.rps)}); p50/p99 at 2k req/s ${f(withLimits.rate?.latency_ms.p50)} / ${f(withLimits.rate?.latency_ms.p99)} vs ${f(withoutLimits.rate?.latency_ms.p50)} / ${f(withoutLimits.rate?.latency_ms.p99)} ms. Metering and the audit log are on in every gateway row.`,
+    `Limits (Redis: each request admitted by a Lua script and ended by another, the admits and the ends of one event-loop turn each in one script call) on vs off, same cluster process: ${f(withLimits.rps, 0)} vs ${f(withoutLimits.rps, 0)} req/s (${pct(withLimits.rps, withoutLimits.rps)}); p50/p99 at 2k req/s ${f(withLimits.rate?.latency_ms.p50)} / ${f(withLimits.rate?.latency_ms.p99)} vs ${f(withoutLimits.rate?.latency_ms.p50)} / ${f(withoutLimits.rate?.latency_ms.p99)} ms. Metering and the audit log are on in every gateway row.`,
     '',
   )
 }
