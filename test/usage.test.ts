@@ -357,7 +357,6 @@ describe('limits across two replicas sharing Redis (SPEC §4.4)', () => {
       expect(leaseTtl).toBeGreaterThan(0)
       expect(leaseTtl).toBeLessThanOrEqual(60_000)
       await slow
-      fake.perModel.clear()
       expect(await redis.zcard(leases)).toBe(0)
     } finally {
       fake.perModel.clear()

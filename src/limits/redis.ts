@@ -70,13 +70,15 @@ const keys = (keyId: string, window: number) => [
 ]
 
 type AdmitAnswer = [admitted: number, which: string, requests: number, tokens: number]
-interface PendingAdmit {
-  readonly keys: string[]
-  readonly args: Array<string | number>
+/** One admit's or one end's part of a script call. */
+interface ScriptItem {
+  readonly keys: readonly string[]
+  readonly args: ReadonlyArray<string | number>
+}
+interface PendingAdmit extends ScriptItem {
   readonly resolve: (answer: AdmitAnswer) => void
   readonly reject: (err: unknown) => void
 }
-type FinishArgs = [tokenKey: string, leaseSet: string, charge: number, lease: string]
 /** A script defined without a fixed key count: the count goes first. */
 type Batched = (numberOfKeys: number, ...keysThenArgs: Array<string | number>) => Promise<unknown>
 interface LimiterCommands {
@@ -84,12 +86,17 @@ interface LimiterCommands {
   nnzFinish: Batched
 }
 
+/** A batched script call's arguments: the number of keys, every item's keys, then every item's arguments. */
+function scriptArgs(items: readonly ScriptItem[]): [number, ...Array<string | number>] {
+  return [items.reduce((n, item) => n + item.keys.length, 0), ...items.flatMap((item) => item.keys), ...items.flatMap((item) => item.args)]
+}
+
 export class RedisLimiter implements RateLimiter {
   private readonly leases = new Map<string, string>()
   private readonly renewer: ReturnType<typeof setInterval>
   /** This turn's admits, its request ends, and the callers holding their answers for those ends. */
   private admits: PendingAdmit[] = []
-  private ends: FinishArgs[] = []
+  private ends: ScriptItem[] = []
   private waiting: Array<() => void> = []
   private scheduled = false
 
@@ -145,11 +152,11 @@ export class RedisLimiter implements RateLimiter {
         if (leaseId) this.leases.delete(leaseId)
         const charge = limits.tpm && used > 0 ? used : 0
         if (!leaseId && !charge) return
-        const args: FinishArgs = [tokenKey, set, charge, leaseId]
-        if (beforeAnswer) return this.endThisTurn(args)
+        const end: ScriptItem = { keys: [tokenKey, set], args: [charge, leaseId] }
+        if (beforeAnswer) return this.endThisTurn(end)
         // Otherwise written at once (the client library's auto-pipelining would hold it behind the batch
         // in flight).
-        if (this.redis.status === 'ready') this.commands.nnzFinish(2, tokenKey, set, charge, leaseId).catch(() => {})
+        if (this.redis.status === 'ready') this.commands.nnzFinish(...scriptArgs([end])).catch(() => {})
         return undefined
       },
     }
@@ -164,9 +171,9 @@ export class RedisLimiter implements RateLimiter {
    * the turn's end, and only then are their answers let go. One write per request cost the event loop a
    * quarter of its time at saturation (a send and the wake-up of Redis each time).
    */
-  private endThisTurn(args: FinishArgs): Promise<void> {
+  private endThisTurn(end: ScriptItem): Promise<void> {
     this.schedule()
-    this.ends.push(args)
+    this.ends.push(end)
     return new Promise<void>((resolve) => this.waiting.push(resolve))
   }
 
@@ -194,35 +201,21 @@ export class RedisLimiter implements RateLimiter {
       return
     }
     const pipeline = this.redis.pipeline() as unknown as LimiterCommands & { exec(): Promise<Array<[Error | null, unknown]> | null> }
-    for (let i = 0; i < ends.length; i += PER_CALL) {
-      const part = ends.slice(i, i + PER_CALL)
-      pipeline.nnzFinish(part.length * 2, ...part.flatMap((e) => [e[0], e[1]]), ...part.flatMap((e) => [e[2], e[3]]))
-    }
-    const batches: PendingAdmit[][] = []
-    for (let i = 0; i < admits.length; i += PER_CALL) {
-      const part = admits.slice(i, i + PER_CALL)
-      batches.push(part)
-      pipeline.nnzAdmit(part.length * 3, ...part.flatMap((a) => a.keys), ...part.flatMap((a) => a.args))
-    }
+    for (let i = 0; i < ends.length; i += PER_CALL) pipeline.nnzFinish(...scriptArgs(ends.slice(i, i + PER_CALL)))
+    for (let i = 0; i < admits.length; i += PER_CALL) pipeline.nnzAdmit(...scriptArgs(admits.slice(i, i + PER_CALL)))
     // A manual pipeline is written now; the auto-pipeline would wait for the batch in flight.
     const sent = pipeline.exec()
     for (const resolve of waiting) resolve()
-    if (batches.length === 0) {
-      sent.catch(() => {})
-      return
-    }
+    // Admit i is answer i % PER_CALL of the admit calls' (i / PER_CALL)th, after the end calls.
     const endCalls = Math.ceil(ends.length / PER_CALL)
     sent.then(
-      (results) => {
-        batches.forEach((batch, b) => {
-          const [err, answers] = results?.[endCalls + b] ?? [new Error('no answer from redis'), null]
-          batch.forEach((a, i) => {
-            const answer = (answers as AdmitAnswer[] | null)?.[i]
-            if (err || !answer) a.reject(err ?? new Error('no answer from redis'))
-            else a.resolve(answer)
-          })
-        })
-      },
+      (results) =>
+        admits.forEach((a, i) => {
+          const [err, answers] = results?.[endCalls + Math.floor(i / PER_CALL)] ?? [null, null]
+          const answer = (answers as AdmitAnswer[] | null)?.[i % PER_CALL]
+          if (answer && !err) a.resolve(answer)
+          else a.reject(err ?? new Error('no answer from redis'))
+        }),
       (err) => {
         for (const a of admits) a.reject(err)
       },
