@@ -19,7 +19,7 @@ const args = process.argv.slice(2)
 const quick = args.includes('--quick')
 const only = args.includes('--only') ? (args[args.indexOf('--only') + 1] ?? '').split(',') : undefined
 const SATURATE_S = quick ? 4 : 6
-const ROUNDS = quick ? 1 : 5
+const ROUNDS = quick ? 1 : 7
 const RATE_S = quick ? 5 : 6
 const STREAMS = quick ? 5 : 10
 const RATE = 2000
@@ -283,12 +283,17 @@ for (const row of rows) {
   await alone(row.target, () => wrk(`${row.target.url}/api/chat`, row.target.key, 2)) // warm-up
   row.rssBefore = rssKb(row.target.pid)
 }
-/** `measure` for every row, ROUNDS times taken in turn over the rows, with Postgres settled before each. */
+/**
+ * `measure` for every row, ROUNDS times taken in turn over the rows, with Postgres settled before each.
+ * Every other round goes through the rows backwards: the machine drifts over a round (the rounds of one
+ * target moved by ±15% on a 2-core guest), and a fixed order would put that drift between two rows
+ * compared with each other, always in the same direction.
+ */
 async function inTurn<T>(what: string, measure: (row: Row) => T): Promise<Map<Row, T[]>> {
   const runs = new Map<Row, T[]>(rows.map((r) => [r, []]))
   for (let round = 1; round <= ROUNDS; round++) {
     process.stderr.write(`${what} round ${round} of ${ROUNDS}...\n`)
-    for (const row of rows) {
+    for (const row of round % 2 === 1 ? rows : [...rows].reverse()) {
       await settle()
       runs.get(row)?.push(await alone(row.target, () => measure(row)))
     }
@@ -429,7 +434,7 @@ lines.push(
   `Versions: bun ${Bun.version} · ${version(['nginx', '-v']) || spawnSync(['nginx', '-v']).stderr.toString().trim()} · ${version(['wrk', '-v']) || 'wrk'}`,
 )
 lines.push(
-  `Method: \`npm run bench${quick ? ' --quick' : ''}\`. One small non-streamed \`/api/chat\` against the fake upstream. Saturated: wrk, 1 thread, 32 connections, ${SATURATE_S} s, ${ROUNDS} rounds taken in turn over all targets, median reported (every round in the last column). Fixed rate: open-loop client at ${RATE} req/s for ${RATE_S} s, latency from the scheduled send time, ${ROUNDS} rounds in turn, the round with the median p99 reported (every round's p99 in the last column). Streaming: ${STREAMS} sequential chats of 200 chunks (one per 5 ms), after 8 chats at once that are not measured (warm-up, as for wrk); chunk delay = arrival at the client − upstream send stamp. RSS of the proxy process before/after the run (KiB). While one target is measured, the other Bun proxies and gateways are paused (SIGSTOP), so their idle timers do not run on its cores.`,
+  `Method: \`npm run bench${quick ? ' --quick' : ''}\`. One small non-streamed \`/api/chat\` against the fake upstream. Saturated: wrk, 1 thread, 32 connections, ${SATURATE_S} s, ${ROUNDS} rounds taken in turn over all targets (every other round in reverse order), median reported (every round in the last column). Fixed rate: open-loop client at ${RATE} req/s for ${RATE_S} s, latency from the scheduled send time, ${ROUNDS} rounds in turn, the round with the median p99 reported (every round's p99 in the last column). Streaming: ${STREAMS} sequential chats of 200 chunks (one per 5 ms), after a warm-up that is not measured (8 such chats at once, then 500 short streamed chats one after another, as wrk warms the non-streamed path); chunk delay = arrival at the client − upstream send stamp. RSS of the proxy process before/after the run (KiB). While one target is measured, the other Bun proxies and gateways are paused (SIGSTOP), so their idle timers do not run on its cores.`,
   '',
 )
 lines.push(
