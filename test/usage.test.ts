@@ -52,6 +52,11 @@ async function eventually<T>(probe: () => Promise<T>, ok: (v: T) => boolean, ms 
     await Bun.sleep(100)
   }
 }
+/** Limits count in fixed one-minute windows: a test that must stay inside one starts early enough in it. */
+async function insideOneWindow(latestSecond = 45): Promise<void> {
+  while (new Date().getSeconds() > latestSecond) await Bun.sleep(500)
+}
+
 async function newKey(gw: GatewayProcess, body: Record<string, unknown>): Promise<{ key: string; id: string }> {
   const res = await fetch(`${gw.url}/admin/keys`, {
     method: 'POST',
@@ -228,8 +233,7 @@ describe('limits across two replicas sharing Redis (SPEC §4.4)', () => {
     })
 
   test('rpm=60 hit by both replicas at once admits exactly 60 in the window', async () => {
-    // Fixed one-minute windows: start well inside one.
-    while (new Date().getSeconds() > 45) await Bun.sleep(500)
+    await insideOneWindow()
     const { key } = await newKey(a, { name: 'rpm', limits: { rpm: 60 } })
     const results = await Promise.all(
       Array.from({ length: 100 }, (_, i) =>
@@ -253,7 +257,7 @@ describe('limits across two replicas sharing Redis (SPEC §4.4)', () => {
   test('two keys at once, 300 requests: each admits exactly its own rpm', async () => {
     // The admits of one event-loop turn go to Redis in one script call, whatever their keys, in calls of
     // at most 128: each key's count must still come out exact.
-    while (new Date().getSeconds() > 45) await Bun.sleep(500)
+    await insideOneWindow()
     const [one, two] = await Promise.all([
       newKey(a, { name: 'rpm-100', limits: { rpm: 100 } }),
       newKey(a, { name: 'rpm-50', limits: { rpm: 50, max_concurrency: 1000 } }),
@@ -325,7 +329,7 @@ describe('limits across two replicas sharing Redis (SPEC §4.4)', () => {
     // SPEC §4.4: the admit sets a window counter's expiry only when it creates the counter, and the
     // finish likewise for the tokens counter; every key the limiter writes must still expire.
     const { key, id } = await newKey(a, { name: 'ttl', limits: { rpm: 1000, tpm: 1_000_000, max_concurrency: 5 } })
-    while (new Date().getSeconds() > 50) await Bun.sleep(500)
+    await insideOneWindow(50)
     const redis = new Redis(redisUrl)
     try {
       for (let i = 0; i < 10; i++) expect((await call(i % 2 ? a : b, key)).status).toBe(200)
