@@ -1,6 +1,7 @@
-// Micro-benchmarks of two hot-path decisions, in isolation (SPEC §7):
+// Micro-benchmarks of hot-path work, in isolation (SPEC §7):
 //   - a cached key's authenticate() (no argon2);
-//   - the routing decision for a model over three backends (SPEC §4.7).
+//   - the routing decision for a model over three backends (SPEC §4.7);
+//   - an audit event's encoding for Postgres's COPY (SPEC §4.10), per event in batches of 500.
 // Prints one JSON object with microseconds per call.   bun bench/micro.ts
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -13,7 +14,9 @@ import { Hasher } from '../src/keys/hasher.ts'
 import { KeyService } from '../src/keys/service.ts'
 import { FailureThrottle } from '../src/keys/throttle.ts'
 import { createMetrics } from '../src/metrics/metrics.ts'
+import { auditCopyBinary } from '../src/store/pg-copy.ts'
 import { SqliteStore } from '../src/store/sqlite.ts'
+import { sampleAuditEvent } from '../test/helpers/audit-events.ts'
 
 async function perCall(n: number, fn: () => unknown): Promise<number> {
   let best = Number.POSITIVE_INFINITY
@@ -50,5 +53,14 @@ registry.all.forEach((b, i) => {
   if (i === 1) b.loaded = new Set(['registry.ollama.ai/library/llama3.2:latest'])
 })
 const routeUs = await perCall(500_000, () => registry.forModel('llama3.2'))
-process.stdout.write(`${JSON.stringify({ auth_cache_hit_us: authUs, route_decision_us: routeUs })}\n`)
+// Batches as the audit writer sends them at saturation, with the fields a proxied chat fills.
+const now = Date.now()
+const batches = Array.from({ length: 20 }, (_, b) =>
+  Array.from({ length: 500 }, (_, i) =>
+    sampleAuditEvent(b * 500 + i, now + i, { request_id: crypto.randomUUID(), key_id: 'iGZO2k4yYxxH', user_agent: null }),
+  ),
+)
+let batch = 0
+const encodeUs = (await perCall(2_000, () => auditCopyBinary(batches[batch++ % batches.length] ?? []))) / 500
+process.stdout.write(`${JSON.stringify({ auth_cache_hit_us: authUs, route_decision_us: routeUs, audit_encode_us: encodeUs })}\n`)
 await store.close()

@@ -287,8 +287,34 @@ describe('audit COPY, binary format (SPEC §4.10, §7): Postgres takes every bat
     expect(row?.bytes_out).toBe(String(Number.MAX_SAFE_INTEGER))
   })
 
+  test('an event id spelt other than in canonical lower case (upper case, no dashes) is stored as the same UUID', async () => {
+    const db = await freshDatabase()
+    databases.push(db)
+    const store = new PostgresStore(db.url, createLogger({ level: 'error', format: 'json' }))
+    stores.push(store)
+    await store.migrate()
+    const canonical = [event(6), event(7)]
+    const spelt = [
+      { ...(canonical[0] as AuditEvent), event_id: (canonical[0] as AuditEvent).event_id.toUpperCase() },
+      { ...(canonical[1] as AuditEvent), event_id: (canonical[1] as AuditEvent).event_id.replaceAll('-', '') },
+    ]
+    const stream = await store.sql.unsafe(AUDIT_COPY_SQL).writable()
+    await new Promise<void>((resolve, reject) => {
+      stream.once('error', reject)
+      stream.once('finish', () => resolve())
+      stream.end(auditCopyBinary(spelt))
+    })
+    expect(await stored(store)).toEqual(canonical)
+  })
+
   test('an event id that is not a UUID is refused before anything is sent', () => {
-    for (const id of ['not-a-uuid', '0192f1e2-0000-7000-8000-00000000000', '0192f1e2-0000-7000-8000-0000000000000'])
+    for (const id of [
+      'not-a-uuid',
+      '0192f1e2-0000-7000-8000-00000000000',
+      '0192f1e2-0000-7000-8000-0000000000000',
+      '0192f1e2-0000-7000-8000-0000000000g0',
+      '0192f1e2-0000-7000-8000-0000000000é0',
+    ])
       expect(() => auditCopyBinary([event(5, { event_id: id })])).toThrow('malformed event id')
   })
 })
