@@ -3,7 +3,7 @@
 // and writes bench/RESULTS.md.   Options: --quick (shorter runs, a 200k soak), --only name,name (of nginx,
 // bare, noauth, embedded, multi, cluster, cluster-limits, soak, revocation; soak needs cluster)
 
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { type Subprocess, spawn, spawnSync } from 'bun'
@@ -43,6 +43,8 @@ interface Row {
   stream?: { errors: number; ttfb_ms: Record<string, number>; chunk_delay_ms: Record<string, number> }
   rssBefore?: number
   rssAfter?: number
+  /** CPU per request at saturation, µs, the median over the rounds: the proxy's processes, and Postgres + Redis. */
+  cpu?: { proxy: number; stores: number }
 }
 
 const children: Subprocess[] = []
@@ -88,6 +90,48 @@ function rssKb(pid?: number): number | undefined {
   } catch {
     return undefined
   }
+}
+
+/** The kernel's CPU accounting unit, seconds per tick (CLK_TCK: 100 on Linux). */
+const TICK_S = 1 / 100
+/** Each process's utime + stime (ticks, all threads) and parent, from /proc. */
+function processTable(): Map<number, { ppid: number; comm: string; ticks: number }> {
+  const table = new Map<number, { ppid: number; comm: string; ticks: number }>()
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8')
+      // The command sits in parentheses and may hold spaces; the fields after it are positional.
+      const close = stat.lastIndexOf(')')
+      const fields = stat.slice(close + 2).split(' ')
+      table.set(Number(name), {
+        comm: stat.slice(stat.indexOf('(') + 1, close),
+        ppid: Number(fields[1]),
+        ticks: Number(fields[11]) + Number(fields[12]),
+      })
+    } catch {
+      // The process ended between the listing and the read.
+    }
+  }
+  return table
+}
+/**
+ * CPU ticks so far of a proxy (its process and every descendant: nginx's workers) and of the local
+ * Postgres and Redis servers (none when TEST_DATABASE_URL / TEST_REDIS_URL point elsewhere).
+ */
+function cpuTicks(pid: number | undefined): { proxy: number; stores: number } {
+  const table = processTable()
+  const inTree = (p: number): boolean => {
+    for (let at: number | undefined = p, hops = 0; at && hops < 64; at = table.get(at)?.ppid, hops++) if (at === pid) return true
+    return false
+  }
+  let proxy = 0
+  let stores = 0
+  for (const [p, info] of table) {
+    if (pid !== undefined && inTree(p)) proxy += info.ticks
+    else if (info.comm === 'postgres' || info.comm === 'redis-server') stores += info.ticks
+  }
+  return { proxy, stores }
 }
 
 function wrk(url: string, key: string | undefined, seconds: number): { rps: number; errors: string; requests: number; failed: number } {
@@ -300,11 +344,19 @@ async function inTurn<T>(what: string, measure: (row: Row) => T): Promise<Map<Ro
   }
   return runs
 }
-const samples = await inTurn('saturation', (row) => wrk(`${row.target.url}/api/chat`, row.target.key, SATURATE_S))
+const samples = await inTurn('saturation', (row) => {
+  const before = cpuTicks(row.target.pid)
+  const result = wrk(`${row.target.url}/api/chat`, row.target.key, SATURATE_S)
+  const after = cpuTicks(row.target.pid)
+  const perRequest = (ticks: number) => (result.requests > 0 ? (ticks * TICK_S * 1e6) / result.requests : Number.NaN)
+  return { ...result, cpu: { proxy: perRequest(after.proxy - before.proxy), stores: perRequest(after.stores - before.stores) } }
+})
 for (const row of rows) {
   const runs = samples.get(row) ?? []
-  const median = [...runs].sort((a, b) => a.rps - b.rps)[Math.floor(runs.length / 2)]
-  row.rps = median?.rps
+  row.rps = runs.length > 0 ? median(runs.map((r) => r.rps)) : undefined
+  // CPU per request varies less than req/s between rounds (the machine's noise slows both sides of a
+  // request alike); each half is the median over the rounds.
+  if (runs.length > 0) row.cpu = { proxy: median(runs.map((r) => r.cpu.proxy)), stores: median(runs.map((r) => r.cpu.stores)) }
   row.wrkRuns = runs.map((r) => Math.round(r.rps))
   row.wrkErrors = runs.every((r) => r.errors === '0') ? '0' : runs.map((r) => r.errors).join(' / ')
 }
@@ -413,6 +465,7 @@ const auditBench = JSON.parse(spawnSync([bun, join(import.meta.dir, 'audit.ts'),
 const micro = JSON.parse(spawnSync([bun, join(import.meta.dir, 'micro.ts')]).stdout.toString()) as {
   auth_cache_hit_us: number
   route_decision_us: number
+  audit_encode_us: number
 }
 
 // ---- report -----------------------------------------------------------------------------------
@@ -434,19 +487,19 @@ lines.push(
   `Versions: bun ${Bun.version} · ${version(['nginx', '-v']) || spawnSync(['nginx', '-v']).stderr.toString().trim()} · ${version(['wrk', '-v']) || 'wrk'}`,
 )
 lines.push(
-  `Method: \`npm run bench${quick ? ' --quick' : ''}\`. One small non-streamed \`/api/chat\` against the fake upstream. Saturated: wrk, 1 thread, 32 connections, ${SATURATE_S} s, ${ROUNDS} rounds taken in turn over all targets (every other round in reverse order), median reported (every round in the last column). Fixed rate: open-loop client at ${RATE} req/s for ${RATE_S} s, latency from the scheduled send time, ${ROUNDS} rounds in turn (likewise), the round with the median p99 reported (every round's p99 in the last column). Streaming: ${STREAMS} sequential chats of 200 chunks (one per 5 ms), after a warm-up that is not measured (8 such chats at once, then 500 short streamed chats one after another, as wrk warms the non-streamed path); chunk delay = arrival at the client − upstream send stamp. RSS of the proxy process before/after the run (KiB). While one target is measured, the other Bun proxies and gateways are paused (SIGSTOP), so their idle timers do not run on its cores.`,
+  `Method: \`npm run bench${quick ? ' --quick' : ''}\`. One small non-streamed \`/api/chat\` against the fake upstream. Saturated: wrk, 1 thread, 32 connections, ${SATURATE_S} s, ${ROUNDS} rounds taken in turn over all targets (every other round in reverse order), median reported (every round in the last column). CPU per request: the CPU time (user + system, all threads) of the proxy's processes (nginx's workers included; for the direct row, the fake upstream itself) and of the local Postgres and Redis servers over a saturated round, divided by its requests, the median over the rounds; the fake upstream and wrk take their share of the same two cores beside it. Fixed rate: open-loop client at ${RATE} req/s for ${RATE_S} s, latency from the scheduled send time, ${ROUNDS} rounds in turn (likewise), the round with the median p99 reported (every round's p99 in the last column). Streaming: ${STREAMS} sequential chats of 200 chunks (one per 5 ms), after a warm-up that is not measured (8 such chats at once, then 500 short streamed chats one after another, as wrk warms the non-streamed path); chunk delay = arrival at the client − upstream send stamp. RSS of the proxy process before/after the run (KiB). While one target is measured, the other Bun proxies and gateways are paused (SIGSTOP), so their idle timers do not run on its cores.`,
   '',
 )
 lines.push(
-  '| target | saturated req/s | vs bare Bun | vs nginx | p50 ms @2k | p99 ms @2k | added p50 | added p99 | TTFB p50 ms | chunk delay p50 / p99 ms | added chunk p99 | RSS before → after KiB | errors | saturated rounds req/s | p99 rounds ms |',
+  '| target | saturated req/s | vs bare Bun | vs nginx | CPU µs/req: proxy + Postgres, Redis | p50 ms @2k | p99 ms @2k | added p50 | added p99 | TTFB p50 ms | chunk delay p50 / p99 ms | added chunk p99 | RSS before → after KiB | errors | saturated rounds req/s | p99 rounds ms |',
 )
-lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|')
+lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|')
 for (const r of rows) {
   const lat = r.rate?.latency_ms ?? {}
   const dl = direct.rate?.latency_ms ?? {}
   const cd = r.stream?.chunk_delay_ms ?? {}
   lines.push(
-    `| ${r.target.label} | ${f(r.rps, 0)} | ${pct(r.rps, bare?.rps)} | ${pct(r.rps, nginxRow?.rps)} | ${f(lat.p50)} | ${f(lat.p99)} | ${r === direct ? '-' : plus(lat.p50, dl.p50)} | ${r === direct ? '-' : plus(lat.p99, dl.p99)} | ${f(r.stream?.ttfb_ms.p50)} | ${f(cd.p50)} / ${f(cd.p99)} | ${r === direct ? '-' : plus(cd.p99, direct.stream?.chunk_delay_ms.p99)} | ${r.rssBefore ?? 'n/a'} → ${r.rssAfter ?? 'n/a'} | wrk ${r.wrkErrors}; rate ${r.rate?.errors ?? 'n/a'}; stream ${r.stream?.errors ?? 'n/a'} | ${r.wrkRuns?.join(' / ') ?? 'n/a'} | ${r.rateP99s?.map((v) => f(v)).join(' / ') ?? 'n/a'} |`,
+    `| ${r.target.label} | ${f(r.rps, 0)} | ${pct(r.rps, bare?.rps)} | ${pct(r.rps, nginxRow?.rps)} | ${r.cpu ? `${f(r.cpu.proxy, 1)} + ${f(r.cpu.stores, 1)}` : 'n/a'} | ${f(lat.p50)} | ${f(lat.p99)} | ${r === direct ? '-' : plus(lat.p50, dl.p50)} | ${r === direct ? '-' : plus(lat.p99, dl.p99)} | ${f(r.stream?.ttfb_ms.p50)} | ${f(cd.p50)} / ${f(cd.p99)} | ${r === direct ? '-' : plus(cd.p99, direct.stream?.chunk_delay_ms.p99)} | ${r.rssBefore ?? 'n/a'} → ${r.rssAfter ?? 'n/a'} | wrk ${r.wrkErrors}; rate ${r.rate?.errors ?? 'n/a'}; stream ${r.stream?.errors ?? 'n/a'} | ${r.wrkRuns?.join(' / ') ?? 'n/a'} | ${r.rateP99s?.map((v) => f(v)).join(' / ') ?? 'n/a'} |`,
   )
 }
 lines.push('')
@@ -481,7 +534,7 @@ if (withLimits && withoutLimits) {
   )
 }
 lines.push(
-  `Micro (\`bun bench/micro.ts\`): a cached key's authenticate() ${f(micro.auth_cache_hit_us)} µs; the routing decision over 3 backends ${f(micro.route_decision_us)} µs.`,
+  `Micro (\`bun bench/micro.ts\`): a cached key's authenticate() ${f(micro.auth_cache_hit_us)} µs; the routing decision over 3 backends ${f(micro.route_decision_us)} µs; an audit event's encoding for Postgres's COPY (batches of 500) ${f(micro.audit_encode_us)} µs.`,
   '',
 )
 if (revocation)
