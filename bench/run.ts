@@ -503,6 +503,20 @@ for (const r of rows) {
   )
 }
 lines.push('')
+// The same comparison paired by round: each round's req/s over the anchor's in that round, the median
+// over the rounds. A stretch of a slow machine then weighs on both sides of a ratio, as far as it lasts
+// from the anchor's measurement to the row's (about half a round apart at most).
+const paired = (r: Row, anchor: Row | undefined): string => {
+  const ratios = (r.wrkRuns ?? []).map((v, i) => v / (anchor?.wrkRuns?.[i] ?? Number.NaN)).filter((x) => Number.isFinite(x))
+  return ratios.length > 0 ? `${Math.round(median(ratios) * 100)}%` : 'n/a'
+}
+if (bare && nginxRow) {
+  const gateways = rows.filter((r) => r !== direct && r !== bare && r !== nginxRow)
+  lines.push(
+    `Paired by round (each round's saturated req/s over the bare Bun proxy's / nginx's in the same round, the median over the ${ROUNDS} rounds): ${gateways.map((r) => `${r.target.name} ${paired(r, bare)} / ${paired(r, nginxRow)}`).join('; ')}.`,
+    '',
+  )
+}
 const noauth = rows.find((r) => r.target.name === 'noauth')
 for (const name of ['embedded', 'cluster']) {
   const r = rows.find((x) => x.target.name === name)
