@@ -250,12 +250,26 @@ async function legacyStore(kind: 'Postgres' | 'SQLite'): Promise<{
 
 // The insert above falls back to INSERT whenever a COPY fails, so these go through the COPY alone.
 describe('audit COPY, binary format (SPEC §4.10, §7): Postgres takes every batch without the fallback', () => {
-  test('every type round-trips: uuid, timestamp, text with control characters and unicode, integers, doubles, booleans, 64-bit sizes, nulls', async () => {
+  async function migratedStore(): Promise<PostgresStore> {
     const db = await freshDatabase()
     databases.push(db)
     const store = new PostgresStore(db.url, createLogger({ level: 'error', format: 'json' }))
     stores.push(store)
     await store.migrate()
+    return store
+  }
+  /** `events` through one COPY, as the store sends them but with no INSERT to fall back to. */
+  async function copyIn(store: PostgresStore, events: AuditEvent[]): Promise<void> {
+    const stream = await store.sql.unsafe(AUDIT_COPY_SQL).writable()
+    await new Promise<void>((resolve, reject) => {
+      stream.once('error', reject)
+      stream.once('finish', () => resolve())
+      stream.end(auditCopyBinary(events))
+    })
+  }
+
+  test('every type round-trips: uuid, timestamp, text with control characters and unicode, integers, doubles, booleans, 64-bit sizes, nulls', async () => {
+    const store = await migratedStore()
     const events = [
       event(1, { user_agent: 'tab\there\nnewline \\N \\. ünïcödé 😀', error: '', latency_ms: 0.07, ttfb_ms: 1234.56 }),
       event(2, {
@@ -273,12 +287,7 @@ describe('audit COPY, binary format (SPEC §4.10, §7): Postgres takes every bat
       }),
       event(4, { action: 'key.revoke', target: 'k_other', time: base + 4 }),
     ]
-    const stream = await store.sql.unsafe(AUDIT_COPY_SQL).writable()
-    await new Promise<void>((resolve, reject) => {
-      stream.once('error', reject)
-      stream.once('finish', () => resolve())
-      stream.end(auditCopyBinary(events))
-    })
+    await copyIn(store, events)
     expect(await stored(store)).toEqual([...events].sort((a, b) => a.time - b.time))
     const [row] = await store.sql<
       Array<{ time: Date; bytes_out: string }>
@@ -288,22 +297,13 @@ describe('audit COPY, binary format (SPEC §4.10, §7): Postgres takes every bat
   })
 
   test('an event id spelt other than in canonical lower case (upper case, no dashes) is stored as the same UUID', async () => {
-    const db = await freshDatabase()
-    databases.push(db)
-    const store = new PostgresStore(db.url, createLogger({ level: 'error', format: 'json' }))
-    stores.push(store)
-    await store.migrate()
+    const store = await migratedStore()
     const canonical = [event(6), event(7)]
     const spelt = [
       { ...(canonical[0] as AuditEvent), event_id: (canonical[0] as AuditEvent).event_id.toUpperCase() },
       { ...(canonical[1] as AuditEvent), event_id: (canonical[1] as AuditEvent).event_id.replaceAll('-', '') },
     ]
-    const stream = await store.sql.unsafe(AUDIT_COPY_SQL).writable()
-    await new Promise<void>((resolve, reject) => {
-      stream.once('error', reject)
-      stream.once('finish', () => resolve())
-      stream.end(auditCopyBinary(spelt))
-    })
+    await copyIn(store, spelt)
     expect(await stored(store)).toEqual(canonical)
   })
 
