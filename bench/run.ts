@@ -354,8 +354,8 @@ const samples = await inTurn('saturation', (row) => {
 for (const row of rows) {
   const runs = samples.get(row) ?? []
   row.rps = runs.length > 0 ? median(runs.map((r) => r.rps)) : undefined
-  // CPU per request varies less than req/s between rounds (the machine's noise slows both sides of a
-  // request alike); each half is the median over the rounds.
+  // Each half is the median over the rounds. CPU per request moves with the machine too: the same work
+  // takes more CPU time in a round where other guests crowd the host's caches.
   if (runs.length > 0) row.cpu = { proxy: median(runs.map((r) => r.cpu.proxy)), stores: median(runs.map((r) => r.cpu.stores)) }
   row.wrkRuns = runs.map((r) => Math.round(r.rps))
   row.wrkErrors = runs.every((r) => r.errors === '0') ? '0' : runs.map((r) => r.errors).join(' / ')
