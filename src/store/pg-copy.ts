@@ -16,8 +16,6 @@ for (let c = 0; c < 16; c++) {
   HEX[c.toString(16).charCodeAt(0)] = c
   HEX[c.toString(16).toUpperCase().charCodeAt(0)] = c
 }
-/** Where the dashes of a UUID's canonical form (8-4-4-4-12) are. */
-const DASHES = [8, 13, 18, 23]
 
 /**
  * The bytes are written in place: a DataView's big-endian stores and plain index stores for ASCII text
@@ -116,12 +114,9 @@ class Writer {
     let at = this.at
     let nibbles = 0
     let byte = 0
-    // The canonical form (as every id the gateway mints) has its dashes in fixed places; any other
-    // spelling is read digit by digit, skipping dashes wherever they are.
-    const canonical = v.length === 36 && DASHES.every((i) => v.charCodeAt(i) === 45)
     for (let i = 0; i < v.length; i++) {
-      if (canonical ? i === 8 || i === 13 || i === 18 || i === 23 : v.charCodeAt(i) === 45) continue
       const c = v.charCodeAt(i)
+      if (c === 45) continue // the dashes
       const digit = c < 128 ? (HEX[c] as number) : -1
       if (digit < 0 || nibbles === 32) {
         nibbles = -1 // not a digit, or one too many
