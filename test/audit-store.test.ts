@@ -307,6 +307,26 @@ describe('audit COPY, binary format (SPEC §4.10, §7): Postgres takes every bat
     expect(await stored(store)).toEqual(canonical)
   })
 
+  test('every batch goes through one Postgres backend of its own while the pool serves other queries', async () => {
+    const store = await migratedStore()
+    // Other queries run through the pool all along, as key look-ups and the last-used updates do.
+    let busy = true
+    const others = (async () => {
+      while (busy) await store.sql`select pg_sleep(0.002)`
+    })()
+    const copying = new Set<number>()
+    for (let i = 0; i < 8; i++) {
+      await store.insertAudit([event(60 + i)])
+      const backends = await store.sql<Array<{ pid: number }>>`
+        select pid from pg_stat_activity where datname = current_database() and query like 'copy audit_events%'`
+      for (const { pid } of backends) copying.add(pid)
+    }
+    busy = false
+    await others
+    expect(await stored(store)).toHaveLength(8)
+    expect(copying.size).toBe(1)
+  })
+
   test('an event id that is not a UUID is refused before anything is sent', () => {
     for (const id of [
       'not-a-uuid',
