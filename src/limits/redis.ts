@@ -16,47 +16,70 @@ export const LEASE_MS = 15_000
 // the scripts make the fewest calls that keep the counts exact: a window's counter gets its expiry once,
 // when it is created; expired leases (of a replica that died) are dropped only when they would turn a
 // request away; arguments go to redis.call as strings (a Lua number is formatted with sprintf on every
-// call). And one script call carries every admit (or every end) of an event-loop turn: one command for
-// the client library to encode and one write per turn (bench/RESULTS.md: Redis's CPU per limited
-// request 50-57 -> 32-37 µs, the limited key +20%).
+// call). One script call carries every admit (or every end) of an event-loop turn: one command for the
+// client library to encode and one write per turn. And the admits (or ends) of one key in a turn are one
+// group, weighed together: one read of the counts and one write of each counter for the group, not for
+// each request (bench/RESULTS.md).
 
-// Per admit, KEYS: requests counter, tokens counter, lease set; ARGV: rpm, tpm, max_concurrency, now,
-// lease id, lease expiry. Per admit, in order, the answer {admitted 1|0, limit hit, requests, tokens}.
+// Per group of admits, KEYS: requests counter, tokens counter, lease set; ARGV: rpm, tpm, max_concurrency,
+// now, lease expiry, the group's size n, then (with max_concurrency) its n lease ids. Taken one after
+// another, the admits of a group are let in up to the first one a limit turns away, and every later one is
+// turned away too (nothing in between frees a slot or a request), so a group's answer is how many were let
+// in, the limit that stopped the rest ('' when none), and the counts of requests and tokens before it.
 const ADMIT = `
-local function admit(k, a)
-  local rpm, tpm, maxc = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
-  local counts = redis.call('MGET', KEYS[k + 1], KEYS[k + 2])
+local answers, a = {}, 1
+for g = 0, #KEYS / 3 - 1 do
+  local requestsKey, tokensKey, leaseSet = KEYS[g * 3 + 1], KEYS[g * 3 + 2], KEYS[g * 3 + 3]
+  local rpm, tpm, maxc, n = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 5])
+  local now, expiry, firstLease = ARGV[a + 3], ARGV[a + 4], a + 6
+  if maxc > 0 then a = firstLease + n else a = firstLease end
+  local counts = redis.call('MGET', requestsKey, tokensKey)
   local requests = tonumber(counts[1] or '0')
   local tokens = tonumber(counts[2] or '0')
-  if maxc > 0 and redis.call('ZCARD', KEYS[k + 3]) >= maxc then
-    redis.call('ZREMRANGEBYSCORE', KEYS[k + 3], '-inf', ARGV[a + 4])
-    if redis.call('ZCARD', KEYS[k + 3]) >= maxc then return {0, 'concurrency', requests, tokens} end
-  end
-  if tpm > 0 and tokens >= tpm then return {0, 'tokens', requests, tokens} end
-  if rpm > 0 and requests >= rpm then return {0, 'requests', requests, tokens} end
-  requests = redis.call('INCR', KEYS[k + 1])
-  if requests == 1 then redis.call('PEXPIRE', KEYS[k + 1], '${WINDOW_MS * 2}') end
+  local slots, tokensLeft, requestsLeft = n, n, n
   if maxc > 0 then
-    redis.call('ZADD', KEYS[k + 3], ARGV[a + 6], ARGV[a + 5])
-    redis.call('PEXPIRE', KEYS[k + 3], '${LEASE_MS * 4}')
+    slots = maxc - redis.call('ZCARD', leaseSet)
+    if slots < n then
+      redis.call('ZREMRANGEBYSCORE', leaseSet, '-inf', now)
+      slots = maxc - redis.call('ZCARD', leaseSet)
+    end
   end
-  return {1, '', requests, tokens}
+  if tpm > 0 and tokens >= tpm then tokensLeft = 0 end
+  if rpm > 0 then requestsLeft = rpm - requests end
+  local take = math.max(0, math.min(n, slots, tokensLeft, requestsLeft))
+  local which = ''
+  if take < n then
+    if slots <= take then which = 'concurrency' elseif tokensLeft <= take then which = 'tokens' else which = 'requests' end
+  end
+  if take > 0 then
+    if redis.call('INCRBY', requestsKey, take) == take then redis.call('PEXPIRE', requestsKey, '${WINDOW_MS * 2}') end
+    if maxc > 0 then
+      local members = {}
+      for i = 0, take - 1 do
+        members[i * 2 + 1] = expiry
+        members[i * 2 + 2] = ARGV[firstLease + i]
+      end
+      redis.call('ZADD', leaseSet, unpack(members))
+      redis.call('PEXPIRE', leaseSet, '${LEASE_MS * 4}')
+    end
+  end
+  answers[g + 1] = {take, which, requests, tokens}
 end
-local answers = {}
-for i = 0, #KEYS / 3 - 1 do answers[i + 1] = admit(i * 3, i * 6) end
 return answers
 `
 
-// Per end, KEYS: tokens counter, lease set; ARGV: tokens to charge, lease id ('' when none). A tokens
-// counter is created by its window's first charge, and gets its expiry then.
+// Per group of ends, KEYS: tokens counter, lease set; ARGV: tokens to charge, the number of leases m,
+// then the m leases to free. A tokens counter is created by its window's first charge, and gets its
+// expiry then.
 const FINISH = `
-for i = 0, #KEYS / 2 - 1 do
-  local charge = tonumber(ARGV[i * 2 + 1])
-  if charge > 0 and redis.call('INCRBY', KEYS[i * 2 + 1], ARGV[i * 2 + 1]) == charge then
-    redis.call('PEXPIRE', KEYS[i * 2 + 1], '${WINDOW_MS * 2}')
+local a = 1
+for g = 0, #KEYS / 2 - 1 do
+  local charge, m = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  if charge > 0 and redis.call('INCRBY', KEYS[g * 2 + 1], ARGV[a]) == charge then
+    redis.call('PEXPIRE', KEYS[g * 2 + 1], '${WINDOW_MS * 2}')
   end
-  local lease = ARGV[i * 2 + 2]
-  if lease ~= '' then redis.call('ZREM', KEYS[i * 2 + 2], lease) end
+  if m > 0 then redis.call('ZREM', KEYS[g * 2 + 2], unpack(ARGV, a + 2, a + 1 + m)) end
+  a = a + 2 + m
 end
 return 1
 `
@@ -70,14 +93,22 @@ const keys = (keyId: string, window: number) => [
 ]
 
 type AdmitAnswer = [admitted: number, which: string, requests: number, tokens: number]
-/** One admit's or one end's part of a script call. */
-interface ScriptItem {
+/** A group's answer: how many of its admits were let in, the limit that stopped the rest, the counts before. */
+type GroupAnswer = [taken: number, which: string, requests: number, tokens: number]
+interface PendingAdmit {
+  /** requests counter, tokens counter, lease set */
   readonly keys: readonly string[]
-  readonly args: ReadonlyArray<string | number>
-}
-interface PendingAdmit extends ScriptItem {
+  readonly limits: Limits
+  readonly now: number
+  readonly leaseId: string
   readonly resolve: (answer: AdmitAnswer) => void
   readonly reject: (err: unknown) => void
+}
+interface PendingEnd {
+  /** tokens counter, lease set */
+  readonly keys: readonly string[]
+  readonly charge: number
+  readonly leaseId: string
 }
 /** A script defined without a fixed key count: the count goes first. */
 type Batched = (numberOfKeys: number, ...keysThenArgs: Array<string | number>) => Promise<unknown>
@@ -86,9 +117,68 @@ interface LimiterCommands {
   nnzFinish: Batched
 }
 
-/** A batched script call's arguments: the number of keys, every item's keys, then every item's arguments. */
-function scriptArgs(items: readonly ScriptItem[]): [number, ...Array<string | number>] {
-  return [items.reduce((n, item) => n + item.keys.length, 0), ...items.flatMap((item) => item.keys), ...items.flatMap((item) => item.args)]
+/**
+ * `items` in groups of the same `group(item)`, in the order each group first appears, each in its own
+ * order; then cut into script calls of at most PER_CALL items, a group split across calls if need be.
+ */
+function callsOf<T>(items: readonly T[], group: (item: T) => string): T[][][] {
+  const groups = new Map<string, T[]>()
+  for (const item of items) {
+    const id = group(item)
+    const members = groups.get(id)
+    if (members) members.push(item)
+    else groups.set(id, [item])
+  }
+  const calls: T[][][] = []
+  let call: T[][] = []
+  let size = 0
+  for (const members of groups.values()) {
+    for (let at = 0; at < members.length; ) {
+      if (size === PER_CALL) {
+        calls.push(call)
+        call = []
+        size = 0
+      }
+      const part = members.slice(at, at + PER_CALL - size)
+      call.push(part)
+      size += part.length
+      at += part.length
+    }
+  }
+  if (call.length > 0) calls.push(call)
+  return calls
+}
+
+/** One admit script call's arguments: the number of keys, every group's keys, then every group's arguments. */
+function admitArgs(groups: readonly PendingAdmit[][]): [number, ...Array<string | number>] {
+  const keyList: string[] = []
+  const args: Array<string | number> = []
+  for (const group of groups) {
+    const first = group[0] as PendingAdmit
+    const { rpm, tpm, max_concurrency } = first.limits
+    // The latest clock of the group: expired leases are those past it, new ones run from it.
+    const now = group.reduce((t, a) => Math.max(t, a.now), 0)
+    keyList.push(...first.keys)
+    args.push(rpm ?? 0, tpm ?? 0, max_concurrency ?? 0, now, now + LEASE_MS, group.length)
+    if (max_concurrency) for (const a of group) args.push(a.leaseId)
+  }
+  return [keyList.length, ...keyList, ...args]
+}
+
+/** One finish script call's arguments, likewise: per group the tokens to charge and the leases to free. */
+function finishArgs(groups: readonly PendingEnd[][]): [number, ...Array<string | number>] {
+  const keyList: string[] = []
+  const args: Array<string | number> = []
+  for (const group of groups) {
+    keyList.push(...(group[0] as PendingEnd).keys)
+    const leases = group.filter((e) => e.leaseId).map((e) => e.leaseId)
+    args.push(
+      group.reduce((n, e) => n + e.charge, 0),
+      leases.length,
+      ...leases,
+    )
+  }
+  return [keyList.length, ...keyList, ...args]
 }
 
 export class RedisLimiter implements RateLimiter {
@@ -96,7 +186,7 @@ export class RedisLimiter implements RateLimiter {
   private readonly renewer: ReturnType<typeof setInterval>
   /** This turn's admits, its request ends, and the callers holding their answers for those ends. */
   private admits: PendingAdmit[] = []
-  private ends: ScriptItem[] = []
+  private ends: PendingEnd[] = []
   private waiting: Array<() => void> = []
   private scheduled = false
 
@@ -124,12 +214,7 @@ export class RedisLimiter implements RateLimiter {
       if (this.redis.status !== 'ready') throw new Error('redis not connected')
       answer = await new Promise<AdmitAnswer>((resolve, reject) => {
         this.schedule()
-        this.admits.push({
-          keys: counters,
-          args: [limits.rpm ?? 0, limits.tpm ?? 0, limits.max_concurrency ?? 0, now, leaseId, now + LEASE_MS],
-          resolve,
-          reject,
-        })
+        this.admits.push({ keys: counters, limits, now, leaseId, resolve, reject })
       })
     } catch {
       // SPEC §4.4: Redis unreachable: admit and count it, or reject when configured to fail closed.
@@ -152,11 +237,11 @@ export class RedisLimiter implements RateLimiter {
         if (leaseId) this.leases.delete(leaseId)
         const charge = limits.tpm && used > 0 ? used : 0
         if (!leaseId && !charge) return
-        const end: ScriptItem = { keys: [tokenKey, set], args: [charge, leaseId] }
+        const end: PendingEnd = { keys: [tokenKey, set], charge, leaseId }
         if (beforeAnswer) return this.endThisTurn(end)
         // Otherwise written at once (the client library's auto-pipelining would hold it behind the batch
         // in flight).
-        if (this.redis.status === 'ready') this.commands.nnzFinish(...scriptArgs([end])).catch(() => {})
+        if (this.redis.status === 'ready') this.commands.nnzFinish(...finishArgs([[end]])).catch(() => {})
         return undefined
       },
     }
@@ -171,7 +256,7 @@ export class RedisLimiter implements RateLimiter {
    * the turn's end, and only then are their answers let go. One write per request cost the event loop a
    * quarter of its time at saturation (a send and the wake-up of Redis each time).
    */
-  private endThisTurn(end: ScriptItem): Promise<void> {
+  private endThisTurn(end: PendingEnd): Promise<void> {
     this.schedule()
     this.ends.push(end)
     return new Promise<void>((resolve) => this.waiting.push(resolve))
@@ -185,7 +270,8 @@ export class RedisLimiter implements RateLimiter {
 
   /**
    * One pipeline per turn: the ends first (their slots are free before this turn's admits are weighed),
-   * then the admits, each kind in as few script calls as PER_CALL allows.
+   * then the admits, each kind grouped by key (and window, and limits) in as few script calls as
+   * PER_CALL allows.
    */
   private readonly writeTurn = (): void => {
     this.scheduled = false
@@ -201,20 +287,33 @@ export class RedisLimiter implements RateLimiter {
       return
     }
     const pipeline = this.redis.pipeline() as unknown as LimiterCommands & { exec(): Promise<Array<[Error | null, unknown]> | null> }
-    for (let i = 0; i < ends.length; i += PER_CALL) pipeline.nnzFinish(...scriptArgs(ends.slice(i, i + PER_CALL)))
-    for (let i = 0; i < admits.length; i += PER_CALL) pipeline.nnzAdmit(...scriptArgs(admits.slice(i, i + PER_CALL)))
+    const endCalls = callsOf(ends, (e) => `${e.keys[0]} ${e.keys[1]}`)
+    for (const call of endCalls) pipeline.nnzFinish(...finishArgs(call))
+    const admitCalls = callsOf(admits, (a) => `${a.keys[0]} ${a.limits.rpm ?? 0} ${a.limits.tpm ?? 0} ${a.limits.max_concurrency ?? 0}`)
+    for (const call of admitCalls) pipeline.nnzAdmit(...admitArgs(call))
     // A manual pipeline is written now; the auto-pipeline would wait for the batch in flight.
     const sent = pipeline.exec()
     for (const resolve of waiting) resolve()
-    // Admit i is answer i % PER_CALL of the admit calls' (i / PER_CALL)th, after the end calls.
-    const endCalls = Math.ceil(ends.length / PER_CALL)
     sent.then(
       (results) =>
-        admits.forEach((a, i) => {
-          const [err, answers] = results?.[endCalls + Math.floor(i / PER_CALL)] ?? [null, null]
-          const answer = (answers as AdmitAnswer[] | null)?.[i % PER_CALL]
-          if (answer && !err) a.resolve(answer)
-          else a.reject(err ?? new Error('no answer from redis'))
+        admitCalls.forEach((call, c) => {
+          const [err, answers] = results?.[endCalls.length + c] ?? [null, null]
+          call.forEach((group, g) => {
+            const answer = (answers as GroupAnswer[] | null)?.[g]
+            if (!answer || err) {
+              for (const a of group) a.reject(err ?? new Error('no answer from redis'))
+              return
+            }
+            // The first `taken` were let in, each counted after those before it; the rest were not.
+            const [taken, which, requests, tokens] = answer
+            group.forEach((a, i) => {
+              a.resolve(
+                i < taken
+                  ? [1, '', Number(requests) + i + 1, Number(tokens)]
+                  : [0, which, Number(requests) + Number(taken), Number(tokens)],
+              )
+            })
+          })
         }),
       (err) => {
         for (const a of admits) a.reject(err)

@@ -1,0 +1,97 @@
+// SPEC §4.4, §7: the Redis limiter sends the admits of one event-loop turn in one script call, grouped by
+// key, and each group is weighed at once (one read and one write of each counter). The answers must be
+// exactly those of the admits taken one after another: which are let in, the limit that turns the rest
+// away, and each answer's remaining counts. Against a real Redis.
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { Redis } from 'ioredis'
+import { GatewayError } from '../src/errors.ts'
+import { type Admission, WINDOW_MS, windowOf } from '../src/limits/limiter.ts'
+import { RedisLimiter } from '../src/limits/redis.ts'
+import { createMetrics } from '../src/metrics/metrics.ts'
+import type { Limits } from '../src/store/store.ts'
+import { freshRedis } from './helpers/infra.ts'
+
+let redis: Redis
+let limiter: RedisLimiter
+beforeAll(async () => {
+  redis = new Redis(await freshRedis(7))
+  await redis.ping()
+  limiter = new RedisLimiter(redis, createMetrics(), false)
+})
+afterAll(() => {
+  limiter.stop()
+  redis.disconnect()
+})
+
+/** What one admit came to: 'ok' with its remaining requests, or the limit that refused it. */
+async function outcome(admitted: Promise<Admission>): Promise<string> {
+  try {
+    const { headers } = await admitted
+    return `ok ${headers['x-ratelimit-remaining-requests'] ?? '-'}`
+  } catch (err) {
+    if (!(err instanceof GatewayError)) throw err
+    return `refused ${err.headers['x-ratelimit-exceeded']} ${err.headers['x-ratelimit-remaining-requests'] ?? '-'}`
+  }
+}
+
+/** `n` admits of `keyId` in one event-loop turn, so in one script call. */
+function oneTurn(keyId: string, limits: Limits, n: number, now: number): Promise<string[]> {
+  return Promise.all(Array.from({ length: n }, () => outcome(limiter.admit(keyId, limits, now))))
+}
+
+/** A time in the middle of a window, so that no test's turn straddles two. */
+const midWindow = () => windowOf(Date.now()) * WINDOW_MS + WINDOW_MS / 2
+
+describe('the Redis limiter, admits grouped by key in one turn (SPEC §4.4)', () => {
+  test('rpm: of eight admits in one turn, the first five get in, counted one after another; the rest are refused', async () => {
+    const now = midWindow()
+    expect(await oneTurn('k_group_rpm', { rpm: 5 }, 8, now)).toEqual([
+      'ok 4',
+      'ok 3',
+      'ok 2',
+      'ok 1',
+      'ok 0',
+      'refused requests 0',
+      'refused requests 0',
+      'refused requests 0',
+    ])
+    expect(await redis.get(`nnz:rl:{k_group_rpm}:r:${windowOf(now)}`)).toBe('5')
+  })
+
+  test('max_concurrency: three of five get a lease; an end frees one for the next turn', async () => {
+    const now = midWindow()
+    const limits = { rpm: 100, max_concurrency: 3 }
+    const first = Array.from({ length: 5 }, () => limiter.admit('k_group_conc', limits, now))
+    const outcomes = await Promise.all(first.map(outcome))
+    expect(outcomes).toEqual(['ok 99', 'ok 98', 'ok 97', 'refused concurrency 97', 'refused concurrency 97'])
+    expect(await redis.zcard('nnz:rl:{k_group_conc}:leases')).toBe(3)
+    const admission = (await first[0]) as Admission
+    await admission.finish(0, true)
+    expect(await oneTurn('k_group_conc', limits, 2, now)).toEqual(['ok 96', 'refused concurrency 96'])
+    expect(await redis.zcard('nnz:rl:{k_group_conc}:leases')).toBe(3)
+  })
+
+  test('tpm: charged tokens summed over one turn’s ends; a spent budget refuses the whole next group', async () => {
+    const now = midWindow()
+    const limits = { tpm: 100 }
+    const admitted = await Promise.all(Array.from({ length: 4 }, () => limiter.admit('k_group_tpm', limits, now)))
+    await Promise.all(admitted.map((a) => a.finish(30, true)))
+    expect(await redis.get(`nnz:rl:{k_group_tpm}:t:${windowOf(now)}`)).toBe('120')
+    expect(await oneTurn('k_group_tpm', limits, 3, now)).toEqual(['refused tokens -', 'refused tokens -', 'refused tokens -'])
+  })
+
+  test('several keys in one turn, one of them in more admits than one script call takes: each exact', async () => {
+    const now = midWindow()
+    const [big, small, other] = await Promise.all([
+      oneTurn('k_group_big', { rpm: 200 }, 300, now),
+      oneTurn('k_group_small', { rpm: 2, max_concurrency: 10 }, 4, now),
+      oneTurn('k_group_other', { rpm: 10 }, 3, now),
+    ])
+    expect(big.filter((o) => o.startsWith('ok'))).toHaveLength(200)
+    // Taken in order across the calls: every admit after the 200th is refused.
+    expect(big.slice(0, 200).every((o) => o.startsWith('ok'))).toBe(true)
+    expect(big[199]).toBe('ok 0')
+    expect(small).toEqual(['ok 1', 'ok 0', 'refused requests 0', 'refused requests 0'])
+    expect(other).toEqual(['ok 9', 'ok 8', 'ok 7'])
+  })
+})
