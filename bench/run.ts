@@ -543,7 +543,7 @@ const withLimits = rows.find((r) => r.target.name === 'cluster-limits')
 const withoutLimits = rows.find((r) => r.target.name === 'cluster')
 if (withLimits && withoutLimits) {
   lines.push(
-    `Limits (Redis: each request admitted by a Lua script and ended by another, the admits and the ends of one event-loop turn each in one script call) on vs off, same cluster process: ${f(withLimits.rps, 0)} vs ${f(withoutLimits.rps, 0)} req/s (${pct(withLimits.rps, withoutLimits.rps)}); p50/p99 at 2k req/s ${f(withLimits.rate?.latency_ms.p50)} / ${f(withLimits.rate?.latency_ms.p99)} vs ${f(withoutLimits.rate?.latency_ms.p50)} / ${f(withoutLimits.rate?.latency_ms.p99)} ms. Metering and the audit log are on in every gateway row.`,
+    `Limits (Redis: each request admitted by a Lua script and ended by another, the admits and the ends of one event-loop turn each in one script call, those of one key weighed together) on vs off, same cluster process: ${f(withLimits.rps, 0)} vs ${f(withoutLimits.rps, 0)} req/s (${pct(withLimits.rps, withoutLimits.rps)}); p50/p99 at 2k req/s ${f(withLimits.rate?.latency_ms.p50)} / ${f(withLimits.rate?.latency_ms.p99)} vs ${f(withoutLimits.rate?.latency_ms.p50)} / ${f(withoutLimits.rate?.latency_ms.p99)} ms. Metering and the audit log are on in every gateway row.`,
     '',
   )
 }
