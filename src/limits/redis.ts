@@ -25,7 +25,7 @@ export const LEASE_MS = 15_000
 // now, lease expiry, the group's size n, then (with max_concurrency) its n lease ids. Taken one after
 // another, the admits of a group are let in up to the first one a limit turns away, and every later one is
 // turned away too (nothing in between frees a slot or a request), so a group's answer is how many were let
-// in, the limit that stopped the rest ('' when none), and the counts of requests and tokens before it.
+// in, the limit that stopped the rest ('' when none), and the counts of requests and tokens before the group.
 const ADMIT = `
 local answers, a = {}, 1
 for g = 0, #KEYS / 3 - 1 do
