@@ -248,7 +248,8 @@ async function legacyStore(kind: 'Postgres' | 'SQLite'): Promise<{
   }
 }
 
-// The insert above falls back to INSERT whenever a COPY fails, so these go through the COPY alone.
+// The insert above falls back to INSERT whenever a COPY fails, so these go through the COPY alone (but
+// the test of which connection takes the batches, which goes through the store as the writer does).
 describe('audit COPY, binary format (SPEC §4.10, §7): Postgres takes every batch without the fallback', () => {
   async function migratedStore(): Promise<PostgresStore> {
     const db = await freshDatabase()
