@@ -7,18 +7,12 @@
 //     `sent_at` stamp (same machine, same clock) to arrival here. STREAM_WARMUP chats go first, at
 //     once, and are not measured.
 // Prints one JSON object.
-export {}
+import { percentiles } from './stats.ts'
 
 const [mode, url, a, b, authorization] = process.argv.slice(2)
 const headers = { 'content-type': 'application/json', authorization: authorization ?? '' }
 const CHAT = JSON.stringify({ model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }], stream: false })
 const STREAM = JSON.stringify({ model: 'bench-stream', messages: [{ role: 'user', content: 'hi' }] })
-
-function percentiles(values: number[]) {
-  const sorted = [...values].sort((x, y) => x - y)
-  const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN
-  return { n: sorted.length, p50: at(50), p90: at(90), p99: at(99), max: sorted[sorted.length - 1] ?? Number.NaN }
-}
 
 async function rate(target: string, rps: number, seconds: number) {
   const total = Math.round(rps * seconds)
@@ -111,7 +105,8 @@ async function stream(target: string, count: number) {
   let errors = warm.filter((ok) => !ok).length
   for (let i = 0; i < STREAM_WARMUP_SHORT; i++) if (!(await shortStream(target))) errors++
   for (let i = 0; i < count; i++) if (!(await streamOnce(target, ttfb, delays))) errors++
-  return { count, errors, ttfb_ms: percentiles(ttfb), chunk_delay_ms: percentiles(delays) }
+  // The samples themselves too: the runner pools those of several rounds.
+  return { count, errors, ttfb_ms: percentiles(ttfb), chunk_delay_ms: percentiles(delays), samples: { ttfb, delays } }
 }
 
 const result = mode === 'rate' ? await rate(url as string, Number(a), Number(b)) : await stream(url as string, Number(a))

@@ -10,6 +10,7 @@ import { type Subprocess, spawn, spawnSync } from 'bun'
 import postgres from 'postgres'
 import { newKey } from '../src/keys/format.ts'
 import { freshDatabase, freshRedis, TEST_DATABASE_URL } from '../test/helpers/infra.ts'
+import { type Percentiles, percentiles } from './stats.ts'
 
 const root = join(import.meta.dir, '..')
 const work = join(import.meta.dir, '.work')
@@ -21,7 +22,8 @@ const only = args.includes('--only') ? (args[args.indexOf('--only') + 1] ?? '').
 const SATURATE_S = quick ? 4 : 6
 const ROUNDS = quick ? 1 : 7
 const RATE_S = quick ? 5 : 6
-const STREAMS = quick ? 5 : 10
+/** Streamed chats per target in each round (ROUNDS rounds, their chunks pooled). */
+const STREAMS = 2
 const RATE = 2000
 
 interface Target {
@@ -40,7 +42,9 @@ interface Row {
   rateP99s?: number[]
   wrkErrors?: string
   rate?: { sent: number; errors: number; latency_ms: Record<string, number> }
-  stream?: { errors: number; ttfb_ms: Record<string, number>; chunk_delay_ms: Record<string, number> }
+  stream?: { errors: number; ttfb_ms: Percentiles; chunk_delay_ms: Percentiles }
+  /** Each streaming round's per-chunk p99; `stream` pools the rounds' samples. */
+  streamP99s?: number[]
   rssBefore?: number
   rssAfter?: number
   /** CPU per request at saturation, µs, the median over the rounds: the proxy's processes, and Postgres + Redis. */
@@ -372,9 +376,25 @@ for (const row of rows) {
   // Errors of every round count, not only the reported one's.
   if (median) row.rate = { ...median, errors: runs.reduce((sum, r) => sum + r.errors, 0) }
   row.rateP99s = runs.map((r) => r.latency_ms.p99 ?? Number.NaN)
-  process.stderr.write(`streaming through ${row.target.name}...\n`)
-  await settle()
-  row.stream = await alone(row.target, () => load('stream', `${row.target.url}/api/chat`, row.target.key, STREAMS))
+}
+// Streaming likewise: ROUNDS rounds in turn, STREAMS chats per target in each (every round warms up
+// first, see load.ts); the chunk delays and first-byte times of all rounds are pooled. Measured in one
+// stretch, a target's streams took whatever the machine did then: by hand, one target's per-chunk p99
+// moved from 0.9 to 3.3 ms between two runs of ten chats a minute apart.
+interface StreamRun {
+  errors: number
+  chunk_delay_ms: Percentiles
+  samples: { ttfb: number[]; delays: number[] }
+}
+const streamRuns = await inTurn('streaming', (row): StreamRun => load('stream', `${row.target.url}/api/chat`, row.target.key, STREAMS))
+for (const row of rows) {
+  const runs = streamRuns.get(row) ?? []
+  row.stream = {
+    errors: runs.reduce((sum, r) => sum + r.errors, 0),
+    ttfb_ms: percentiles(runs.flatMap((r) => r.samples.ttfb)),
+    chunk_delay_ms: percentiles(runs.flatMap((r) => r.samples.delays)),
+  }
+  row.streamP99s = runs.map((r) => r.chunk_delay_ms.p99)
   row.rssAfter = rssKb(row.target.pid)
 }
 
@@ -487,7 +507,7 @@ lines.push(
   `Versions: bun ${Bun.version} · ${version(['nginx', '-v']) || spawnSync(['nginx', '-v']).stderr.toString().trim()} · ${version(['wrk', '-v']) || 'wrk'}`,
 )
 lines.push(
-  `Method: \`npm run bench${quick ? ' --quick' : ''}\`. One small non-streamed \`/api/chat\` against the fake upstream. Saturated: wrk, 1 thread, 32 connections, ${SATURATE_S} s, ${ROUNDS} rounds taken in turn over all targets (every other round in reverse order), median reported (every round in the last column). CPU per request: the CPU time (user + system, all threads) of the proxy's processes (nginx's workers included; for the direct row, the fake upstream itself) and of the local Postgres and Redis servers over a saturated round, divided by its requests, the median over the rounds; the fake upstream and wrk take their share of the same two cores beside it. Fixed rate: open-loop client at ${RATE} req/s for ${RATE_S} s, latency from the scheduled send time, ${ROUNDS} rounds in turn (likewise), the round with the median p99 reported (every round's p99 in the last column). Streaming: ${STREAMS} sequential chats of 200 chunks (one per 5 ms), after a warm-up that is not measured (8 such chats at once, then 500 short streamed chats one after another, as wrk warms the non-streamed path); chunk delay = arrival at the client − upstream send stamp. RSS of the proxy process before/after the run (KiB). While one target is measured, the other Bun proxies and gateways are paused (SIGSTOP), so their idle timers do not run on its cores.`,
+  `Method: \`npm run bench${quick ? ' --quick' : ''}\`. One small non-streamed \`/api/chat\` against the fake upstream. Saturated: wrk, 1 thread, 32 connections, ${SATURATE_S} s, ${ROUNDS} rounds taken in turn over all targets (every other round in reverse order), median reported (every round in the last column). CPU per request: the CPU time (user + system, all threads) of the proxy's processes (nginx's workers included; for the direct row, the fake upstream itself) and of the local Postgres and Redis servers over a saturated round, divided by its requests, the median over the rounds; the fake upstream and wrk take their share of the same two cores beside it. Fixed rate: open-loop client at ${RATE} req/s for ${RATE_S} s, latency from the scheduled send time, ${ROUNDS} rounds in turn (likewise), the round with the median p99 reported (every round's p99 in the last column). Streaming: ${STREAMS} sequential chats of 200 chunks (one per 5 ms) per round, each round after a warm-up that is not measured (8 such chats at once, then 500 short streamed chats one after another, as wrk warms the non-streamed path), ${ROUNDS} rounds in turn (likewise), the samples of all rounds pooled (every round's per-chunk p99 in the line under the table); chunk delay = arrival at the client − upstream send stamp. RSS of the proxy process before/after the run (KiB). While one target is measured, the other Bun proxies and gateways are paused (SIGSTOP), so their idle timers do not run on its cores.`,
   '',
 )
 lines.push(
@@ -497,7 +517,7 @@ lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|')
 for (const r of rows) {
   const lat = r.rate?.latency_ms ?? {}
   const dl = direct.rate?.latency_ms ?? {}
-  const cd = r.stream?.chunk_delay_ms ?? {}
+  const cd: Partial<Percentiles> = r.stream?.chunk_delay_ms ?? {}
   lines.push(
     `| ${r.target.label} | ${f(r.rps, 0)} | ${pct(r.rps, bare?.rps)} | ${pct(r.rps, nginxRow?.rps)} | ${r.cpu ? `${f(r.cpu.proxy, 1)} + ${f(r.cpu.stores, 1)}` : 'n/a'} | ${f(lat.p50)} | ${f(lat.p99)} | ${r === direct ? '-' : plus(lat.p50, dl.p50)} | ${r === direct ? '-' : plus(lat.p99, dl.p99)} | ${f(r.stream?.ttfb_ms.p50)} | ${f(cd.p50)} / ${f(cd.p99)} | ${r === direct ? '-' : plus(cd.p99, direct.stream?.chunk_delay_ms.p99)} | ${r.rssBefore ?? 'n/a'} → ${r.rssAfter ?? 'n/a'} | wrk ${r.wrkErrors}; rate ${r.rate?.errors ?? 'n/a'}; stream ${r.stream?.errors ?? 'n/a'} | ${r.wrkRuns?.join(' / ') ?? 'n/a'} | ${r.rateP99s?.map((v) => f(v)).join(' / ') ?? 'n/a'} |`,
   )
@@ -517,6 +537,10 @@ if (bare && nginxRow) {
     '',
   )
 }
+lines.push(
+  `Per-chunk p99 by streaming round, ms: ${rows.map((r) => `${r.target.name} ${r.streamP99s?.map((v) => f(v)).join(' / ') ?? 'n/a'}`).join('; ')}.`,
+  '',
+)
 const noauth = rows.find((r) => r.target.name === 'noauth')
 for (const name of ['embedded', 'cluster']) {
   const r = rows.find((x) => x.target.name === name)
