@@ -380,7 +380,7 @@ for (const row of rows) {
 // Streaming likewise: ROUNDS rounds in turn, STREAMS chats per target in each (every round warms up
 // first, see load.ts); the chunk delays and first-byte times of all rounds are pooled. Measured in one
 // stretch, a target's streams took whatever the machine did then: by hand, one target's per-chunk p99
-// moved from 0.9 to 3.3 ms between two runs of ten chats a minute apart.
+// moved from 0.9 to 3.3 ms between two runs of ten chats less than a minute apart.
 interface StreamRun {
   errors: number
   chunk_delay_ms: Percentiles
