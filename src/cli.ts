@@ -136,9 +136,13 @@ async function serve(config: Config, runtime: Runtime, log: Logger, overrides: S
     if (stopping) return
     stopping = true
     log.info('shutting down', { signal, in_flight: services.inflight.size, grace_s: config.shutdownGraceMs / 1000 })
-    void server.stop(false)
+    const graceEnds = performance.now() + config.shutdownGraceMs
+    const stopped = server.stop(false)
     const drained = await services.inflight.drain(config.shutdownGraceMs)
     if (!drained) log.warn('grace period over; closing remaining connections', { in_flight: services.inflight.size })
+    // A relayed answer is reported done when the server has taken its last bytes, which it may still be
+    // writing: its own graceful stop ends once they are out (within what is left of the grace period).
+    else await Promise.race([stopped, new Promise((wake) => setTimeout(wake, Math.max(0, graceEnds - performance.now())))])
     await server.stop(true)
     await services.stop()
     log.info('stopped', { drained })

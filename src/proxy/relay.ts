@@ -1,8 +1,10 @@
-// SPEC §4.8: the upstream body streams to the client chunk by chunk. This wrapper adds only what a
+// SPEC §4.8: the upstream body streams to the client chunk by chunk. The relay adds only what a
 // gateway must: a deadline between chunks, an error line when the stream breaks after the headers
-// (SPEC §5), upstream cancellation when the client leaves, and one completion report.
+// (SPEC §5), upstream cancellation when the client leaves, and one completion report. The runtime's
+// own client applies it as each chunk arrives, into the one stream the server reads; fetch's body is
+// pulled through it (relayStream).
 import { midStreamError } from '../errors.ts'
-import type { Cancel } from '../runtime/client.ts'
+import type { BodyRelay, Cancel } from '../runtime/client.ts'
 import { ClientGone, UpstreamTimeout } from './upstream.ts'
 import type { Deadline } from './watch.ts'
 
@@ -33,66 +35,56 @@ export interface RelayOptions {
 
 const encoder = new TextEncoder()
 
-export function relayBody(body: ReadableStream<Uint8Array>, opts: RelayOptions): ReadableStream<Uint8Array> {
-  const { abort, tap } = opts
-  const reader = body.getReader()
-  let bytesOut = 0
-  let finished = false
-  const done = (outcome: Outcome, error?: string) => {
-    if (finished) return
-    finished = true
-    deadline.clear()
-    opts.onDone(error === undefined ? { outcome, bytesOut } : { outcome, bytesOut, error })
-  }
-  // Re-armed on each chunk.
-  const deadline = opts.deadline
-  deadline.refresh()
+/** The gateway's side of one relayed body; it reports once, however the body ends. */
+export class Relay implements BodyRelay {
+  private bytesOut = 0
+  private finished = false
 
-  return new ReadableStream<Uint8Array>(
-    {
-      async pull(controller) {
-        try {
-          const { done: ended, value } = await reader.read()
-          if (ended) {
-            const rest = tap?.end()
-            if (rest && rest.byteLength > 0) {
-              bytesOut += rest.byteLength
-              controller.enqueue(rest)
-            }
-            controller.close()
-            done('ok')
-            return
-          }
-          deadline.refresh()
-          const out = tap ? tap.chunk(value) : value
-          if (out.byteLength > 0) {
-            bytesOut += out.byteLength
-            controller.enqueue(out)
-          }
-        } catch (err) {
-          const reason = abort.reason
-          if (reason instanceof ClientGone) {
-            done('aborted', reason.message)
-            return
-          }
-          const message =
-            reason instanceof UpstreamTimeout
-              ? `upstream stopped sending for ${reason.seconds}s; stream ended by the gateway`
-              : 'upstream connection failed mid-stream; the response is incomplete'
-          const line = encoder.encode(midStreamError(opts.contentType, message))
-          bytesOut += line.byteLength
-          controller.enqueue(line)
-          controller.close()
-          done('error', err instanceof Error && !(reason instanceof UpstreamTimeout) ? err.message : message)
-        }
-      },
-      cancel() {
-        // SPEC §4.8: client disconnect aborts the upstream request at once.
-        abort.abort(new ClientGone())
-        reader.cancel().catch(() => {})
-        done('aborted', 'client closed the connection')
-      },
-    },
-    { highWaterMark: 0 },
-  )
+  constructor(private readonly opts: RelayOptions) {
+    opts.deadline.refresh()
+  }
+
+  chunk(bytes: Uint8Array): Uint8Array {
+    this.opts.deadline.refresh()
+    const out = this.opts.tap ? this.opts.tap.chunk(bytes) : bytes
+    this.bytesOut += out.byteLength
+    return out
+  }
+
+  end(): Uint8Array | undefined {
+    const rest = this.opts.tap?.end()
+    if (rest) this.bytesOut += rest.byteLength
+    this.done('ok')
+    return rest
+  }
+
+  fail(err: unknown): Uint8Array | undefined {
+    const reason = this.opts.abort.reason
+    if (reason instanceof ClientGone) {
+      this.done('aborted', reason.message)
+      return undefined
+    }
+    const message =
+      reason instanceof UpstreamTimeout
+        ? `upstream stopped sending for ${reason.seconds}s; stream ended by the gateway`
+        : 'upstream connection failed mid-stream; the response is incomplete'
+    const line = encoder.encode(midStreamError(this.opts.contentType, message))
+    this.bytesOut += line.byteLength
+    this.done('error', err instanceof Error && !(reason instanceof UpstreamTimeout) ? err.message : message)
+    return line
+  }
+
+  cancel(): void {
+    // SPEC §4.8: client disconnect aborts the upstream request at once.
+    this.opts.abort.abort(new ClientGone())
+    this.done('aborted', 'client closed the connection')
+  }
+
+  private done(outcome: Outcome, error?: string): void {
+    if (this.finished) return
+    this.finished = true
+    this.opts.deadline.clear()
+    const bytesOut = this.bytesOut
+    this.opts.onDone(error === undefined ? { outcome, bytesOut } : { outcome, bytesOut, error })
+  }
 }

@@ -13,7 +13,7 @@ import { hasScope, modelAllowed } from '../keys/authz.ts'
 import { type Admission, hasLimits, type RateLimiter } from '../limits/limiter.ts'
 import type { Logger } from '../log.ts'
 import type { Metrics } from '../metrics/metrics.ts'
-import { Cancel, type RuntimeClient, type WholeResponse } from '../runtime/client.ts'
+import { Cancel, headerValue, type RuntimeClient, relayStream, type StreamedResponse, type WholeResponse } from '../runtime/client.ts'
 import type { InFlight } from '../runtime/inflight.ts'
 import type { KeyRecord } from '../store/store.ts'
 import { aggregateListing } from './aggregate.ts'
@@ -21,7 +21,7 @@ import { modelOf, readJsonBody, wantsStream } from './body.ts'
 import type { Endpoint } from './endpoints.ts'
 import { clientResponseHeaders, isStreamingType, upstreamRequestHeaders } from './headers.ts'
 import { chainTaps, type MeterKind, MeterTap, type Usage, UsageChunkStripper, withIncludeUsage } from './meter.ts'
-import { type RelayResult, relayBody } from './relay.ts'
+import { Relay, type RelayResult } from './relay.ts'
 import { createProxySeries } from './series.ts'
 import { ClientGone, callStreamed, callUpstream, callWhole, UpstreamFailure } from './upstream.ts'
 import { type Deadline, RequestWatch } from './watch.ts'
@@ -267,7 +267,7 @@ export function createProxy(deps: ProxyDeps) {
       const readWhole = x.stream === false && WHOLE_PATHS.has(endpoint.path) && inMemory
       const client = inMemory ? deps.client : undefined
 
-      let upstream: Response | WholeResponse | undefined
+      let upstream: Response | WholeResponse | StreamedResponse | undefined
       let served: Backend | undefined
       let release: (() => void) | undefined
       for (let i = 0; i < candidates.length && !upstream; i++) {
@@ -289,7 +289,7 @@ export function createProxy(deps: ProxyDeps) {
               : await callStreamed(client, call)
           // Ollama's own 502/503 (busy, overloaded) before any byte: the next candidate may do better.
           if ((res.status === 502 || res.status === 503) && !last && endpoint.body !== 'stream') {
-            if (res instanceof Response) await res.body?.cancel()
+            if (!isWhole(res)) await res.body?.cancel()
             throw new UpstreamFailure(backend.name, 'refused', `backend '${backend.name}' answered ${res.status}`)
           }
           if (res.status === 502 || res.status === 503) backend.breaker.failure()
@@ -343,16 +343,20 @@ export function createProxy(deps: ProxyDeps) {
         return settled ? settled.then(() => response) : response
       }
       // The runtime's client has read it whole already.
-      if (!(upstream instanceof Response)) return answerWhole(upstream.body)
-      if (!upstream.body || endpoint.method === 'HEAD') return answerWhole(new Uint8Array(0))
+      if (isWhole(upstream)) return answerWhole(upstream.body)
+      // fetch's answer, or the runtime's client's with its body still to come.
+      const fetched = upstream instanceof Response ? upstream : undefined
+      const streamed = upstream instanceof Response ? undefined : upstream
+      const headerOf = (name: string) => (streamed ? headerValue(streamed.headers, name) : (fetched?.headers.get(name) ?? null))
+      if (!(streamed ? streamed.hasBody : fetched?.body) || endpoint.method === 'HEAD') return answerWhole(new Uint8Array(0))
       // A non-streaming answer of known, small size arrives whole right behind its headers (Ollama
       // sends stream:false answers only when complete, UPSTREAM §6): read it at once instead of
       // relaying chunk by chunk. Streams (NDJSON, SSE) and large or unsized bodies always relay.
-      const length = Number(upstream.headers.get('content-length') ?? Number.NaN)
-      if (!stripUsage && length <= WHOLE_BODY_MAX && !isStreamingType(upstream.headers.get('content-type'))) {
+      const length = Number(headerOf('content-length') ?? Number.NaN)
+      if (!stripUsage && length <= WHOLE_BODY_MAX && !isStreamingType(headerOf('content-type'))) {
         let bytes: Uint8Array<ArrayBuffer>
         try {
-          bytes = new Uint8Array(await upstream.arrayBuffer())
+          bytes = new Uint8Array(await (fetched ?? new Response(streamed?.body)).arrayBuffer())
         } catch {
           deadline.clear()
           releaseBackend()
@@ -360,13 +364,16 @@ export function createProxy(deps: ProxyDeps) {
         }
         return answerWhole(bytes)
       }
-      const relayed = relayBody(upstream.body, {
+      const relay = new Relay({
         abort,
         deadline,
-        contentType: upstream.headers.get('content-type'),
+        contentType: headerOf('content-type'),
         ...(x.meter ? { tap: stripUsage ? chainTaps(x.meter, new UsageChunkStripper()) : x.meter } : {}),
         onDone: done,
       })
+      // SPEC §7: the runtime's client passes each chunk through the relay into the stream the server
+      // reads; fetch's body is pulled through a second stream.
+      const relayed = streamed ? streamed.relay(relay) : relayStream(fetched?.body as ReadableStream<Uint8Array>, relay)
       return new Response(relayed, { status: upstream.status, headers: responseHeaders })
     } catch (err) {
       deadline?.clear()
@@ -399,6 +406,11 @@ export function createProxy(deps: ProxyDeps) {
 }
 
 export type ProxyHandler = ReturnType<typeof createProxy>
+
+/** An answer the runtime's client read whole (its body in memory), not one still streaming. */
+function isWhole(res: Response | WholeResponse | StreamedResponse): res is WholeResponse {
+  return !(res instanceof Response) && !('relay' in res)
+}
 
 function round(ms: number): number {
   return Math.round(ms * 100) / 100

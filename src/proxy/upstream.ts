@@ -3,7 +3,15 @@
 // OLLAMA_READ_TIMEOUT_S) aborts it.
 import type { Backend } from '../backends/backend.ts'
 import { GatewayError } from '../errors.ts'
-import { type Cancel, ClientFailure, type ClientRequest, type RuntimeClient, toHeaders, type WholeResponse } from '../runtime/client.ts'
+import {
+  type Cancel,
+  ClientFailure,
+  type ClientRequest,
+  type RuntimeClient,
+  type StreamedResponse,
+  toHeaders,
+  type WholeResponse,
+} from '../runtime/client.ts'
 
 export interface UpstreamCall {
   readonly backend: Backend
@@ -74,11 +82,10 @@ export async function callWhole(client: RuntimeClient, call: UpstreamCall): Prom
   }
 }
 
-/** The same call through the runtime's own client, the answer's body streamed: a Response, as fetch's. */
-export async function callStreamed(client: RuntimeClient, call: UpstreamCall): Promise<Response> {
+/** The same call through the runtime's own client, the answer's body streamed. */
+export async function callStreamed(client: RuntimeClient, call: UpstreamCall): Promise<StreamedResponse> {
   try {
-    const res = await client.stream(clientRequest(call))
-    return new Response(res.body, { status: res.status, headers: toHeaders(res.headers) })
+    return await client.stream(clientRequest(call))
   } catch (err) {
     throw clientError(err, call)
   }

@@ -109,8 +109,64 @@ export interface WholeResponse {
 export interface StreamedResponse {
   readonly status: number
   readonly headers: HeaderList
-  /** Null when the answer has no body (HEAD, 204, 304). */
+  /** False when the answer has no body (HEAD, 204, 304). */
+  readonly hasBody: boolean
+  /** The body as it arrives; null when there is none. Taking it (or `relay`'s stream) starts the flow. */
   readonly body: ReadableStream<Uint8Array> | null
+  /**
+   * The body as one stream whose chunks `relay` has seen on their way in, instead of a second stream
+   * pulling from `body` (see relayStream); null when there is none. Take either this or `body`, once.
+   */
+  relay(relay: BodyRelay): ReadableStream<Uint8Array> | null
+}
+
+/** What a relay does to a streamed body as it passes (the proxy's metering, deadline and error line). */
+export interface BodyRelay {
+  /** A chunk as it arrives: the bytes to pass on (usually the chunk itself; maybe none). */
+  chunk(bytes: Uint8Array): Uint8Array
+  /** The body is complete: bytes still to add at its end, if any. */
+  end(): Uint8Array | undefined
+  /** The body broke off: bytes that end the stream in its place (an error line), or undefined to error it. */
+  fail(err: unknown): Uint8Array | undefined
+  /** The stream's reader cancelled it. */
+  cancel(): void
+}
+
+/**
+ * `relay` applied to a stream someone else made (fetch's body, a decoder's output): a second stream
+ * that pulls one chunk at a time, so nothing is queued between the two.
+ */
+export function relayStream(body: ReadableStream<Uint8Array>, relay: BodyRelay): ReadableStream<Uint8Array> {
+  const reader = body.getReader()
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        let last: Uint8Array | undefined
+        try {
+          const { done, value } = await reader.read()
+          if (!done) {
+            const out = relay.chunk(value)
+            if (out.byteLength > 0) controller.enqueue(out)
+            return
+          }
+          last = relay.end()
+        } catch (err) {
+          last = relay.fail(err)
+          if (last === undefined) {
+            controller.error(err)
+            return
+          }
+        }
+        if (last && last.byteLength > 0) controller.enqueue(last)
+        controller.close()
+      },
+      cancel() {
+        relay.cancel()
+        reader.cancel().catch(() => {})
+      },
+    },
+    { highWaterMark: 0 },
+  )
 }
 
 export interface RuntimeClient {

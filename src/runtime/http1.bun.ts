@@ -11,12 +11,14 @@ import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib'
 import type { Socket } from 'bun'
 import { concatBytes } from '../shared/bytes.ts'
 import {
+  type BodyRelay,
   type CancelSignal,
   ClientFailure,
   type ClientRequest,
   type HeaderList,
   headerValue,
   type RuntimeClient,
+  relayStream,
   type StreamedResponse,
   type WholeResponse,
 } from './client.ts'
@@ -620,9 +622,24 @@ class WholeReceiver implements Receiver {
  * Hands over the head at once and the body as a stream. Back-pressure: past `HIGH_WATER` bytes queued
  * and unread, the socket stops reading until the consumer pulls, so a slow client slows the backend
  * (through TCP) instead of filling the gateway's memory.
+ *
+ * The stream is made when the consumer takes the body, with the consumer's relay if it brings one:
+ * each chunk then goes through the relay straight into the stream the server reads. Bytes that arrive
+ * before that (often in the same read as the head) wait here. A relay hears of the end only once the
+ * reader has taken every chunk before it, so it reports an answer complete when its reader has it all.
  */
 class StreamReceiver implements Receiver {
   private controller?: ReadableStreamDefaultController<Uint8Array>
+  private relay?: BodyRelay
+  /** Body bytes that arrived before the consumer took the body; undefined once it has. */
+  private early: Uint8Array[] | undefined = []
+  private earlyBytes = 0
+  /**
+   * How the answer ended, complete (true) or cut off: from then on the connection is no longer this
+   * answer's (it may serve another exchange), so the stream no longer steers it.
+   */
+  private outcome: true | Error | undefined
+  /** Nothing more goes into the stream: it was closed, errored or cancelled. */
   private ended = false
 
   constructor(
@@ -633,54 +650,113 @@ class StreamReceiver implements Receiver {
 
   head(status: number, headers: HeaderList, hasBody: boolean): ClientFailure | undefined {
     if (!hasBody) {
-      this.resolve({ status, headers, body: null })
+      this.ended = true
+      this.resolve({ status, headers, hasBody, body: null, relay: () => null })
       return undefined
     }
-    const flow = this.flow
-    let body = new ReadableStream<Uint8Array>(
-      {
-        start: (controller) => {
-          this.controller = controller
-        },
-        pull: () => flow.resume(),
-        cancel: () => {
-          this.ended = true
-          flow.cancel()
-        },
-      },
-      { highWaterMark: HIGH_WATER, size: (chunk) => chunk?.byteLength ?? 0 },
-    )
-    // We never ask for compression; a server that compresses anyway is decoded, as fetch would.
+    // We never ask for compression; a server that compresses anyway is decoded, as fetch would, and
+    // a relay then pulls from the decoder's output.
     const encoding = contentEncoding(headers)
     if (encoding) {
       const decoder = new DecompressionStream((CODINGS[encoding] as Coding).format as CompressionFormat)
-      body = body.pipeThrough(decoder as unknown as ReadableWritablePair<Uint8Array, Uint8Array>)
+      const body = this.open().pipeThrough(decoder as unknown as ReadableWritablePair<Uint8Array, Uint8Array>)
+      this.resolve({ status, headers, hasBody, body, relay: (relay) => relayStream(body, relay) })
+      return undefined
     }
-    this.resolve({ status, headers, body })
+    let taken: ReadableStream<Uint8Array> | undefined
+    const receiver = this
+    this.resolve({
+      status,
+      headers,
+      hasBody,
+      get body() {
+        taken ??= receiver.open()
+        return taken
+      },
+      relay(relay) {
+        if (taken) throw new Error('the body was taken already')
+        taken = receiver.open(relay)
+        return taken
+      },
+    })
     return undefined
   }
 
   body(bytes: Uint8Array): ClientFailure | undefined {
-    const controller = this.controller
-    if (!controller || this.ended) return undefined
-    controller.enqueue(bytes)
+    if (this.ended) return undefined
+    const early = this.early
+    if (early) {
+      early.push(bytes)
+      this.earlyBytes += bytes.byteLength
+      if (this.earlyBytes >= HIGH_WATER) this.flow.pause()
+      return undefined
+    }
+    const controller = this.controller as ReadableStreamDefaultController<Uint8Array>
+    const out = this.relay ? this.relay.chunk(bytes) : bytes
+    if (out.byteLength > 0) controller.enqueue(out)
     if ((controller.desiredSize ?? 1) <= 0) this.flow.pause()
     return undefined
   }
 
   end(): void {
-    if (this.ended) return
-    this.ended = true
-    this.controller?.close()
+    this.outcome ??= true
+    this.settle()
   }
 
   fail(err: Error): void {
     this.reject(err)
-    if (this.ended) return
+    this.outcome ??= err
+    this.settle()
+  }
+
+  /** The body's stream, through `relay` if given, with what arrived before it was asked for. */
+  private open(relay?: BodyRelay): ReadableStream<Uint8Array> {
+    this.relay = relay
+    return new ReadableStream<Uint8Array>(
+      {
+        start: (controller) => {
+          this.controller = controller
+          const early = this.early ?? []
+          this.early = undefined
+          for (const bytes of early) this.body(bytes)
+          this.settle()
+        },
+        pull: () => {
+          if (this.outcome === undefined) this.flow.resume()
+          else this.settle()
+        },
+        cancel: () => {
+          this.ended = true
+          if (this.outcome === undefined) this.flow.cancel()
+          this.relay?.cancel()
+        },
+      },
+      { highWaterMark: HIGH_WATER, size: (chunk) => chunk?.byteLength ?? 0 },
+    )
+  }
+
+  /**
+   * Passes the answer's end on to the stream: at once without a relay; with one, once the reader has
+   * taken what is queued (the stream's next pull, then).
+   */
+  private settle(): void {
+    const outcome = this.outcome
+    const controller = this.controller
+    if (outcome === undefined || this.ended || !controller) return
+    const relay = this.relay
+    if (relay && (controller.desiredSize ?? HIGH_WATER) < HIGH_WATER) return
     this.ended = true
-    this.controller?.error(err)
+    const last = !relay ? (outcome === true ? EMPTY : undefined) : outcome === true ? (relay.end() ?? EMPTY) : relay.fail(outcome)
+    if (last === undefined) {
+      controller.error(outcome)
+      return
+    }
+    if (last.byteLength > 0) controller.enqueue(last)
+    controller.close()
   }
 }
+
+const EMPTY = new Uint8Array(0)
 
 /** Bytes of a streamed answer queued unread before the socket pauses. */
 const HIGH_WATER = 64 * 1024

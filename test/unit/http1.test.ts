@@ -4,7 +4,7 @@
 import { afterAll, afterEach, describe, expect, test } from 'bun:test'
 import { gzipSync } from 'node:zlib'
 import type { Socket, TCPSocketListener } from 'bun'
-import { Cancel, ClientFailure, type ClientRequest, headerValue } from '../../src/runtime/client.ts'
+import { type BodyRelay, Cancel, ClientFailure, type ClientRequest, headerValue } from '../../src/runtime/client.ts'
 import { Http1Client } from '../../src/runtime/http1.bun.ts'
 
 type Reply = (socket: Socket<Peer>, request: string, peer: Peer) => void | Promise<void>
@@ -390,6 +390,114 @@ describe('HTTP/1.1 client for streamed answers (SPEC §4.8, §7)', () => {
     const res = await client.stream(request())
     expect(headerValue(res.headers, 'content-encoding')).toBeNull()
     expect(await readAll(res.body)).toBe('{"n":1}\n{"n":2}\n')
+  })
+})
+
+describe('HTTP/1.1 client relaying a streamed answer through one stream (SPEC §4.8, §7)', () => {
+  /** A relay that upper-cases each chunk and notes what happened to the body. */
+  function recording(failWith?: string) {
+    const seen: string[] = []
+    const relay: BodyRelay = {
+      chunk: (bytes) => {
+        seen.push(`chunk ${text(bytes)}`)
+        return new TextEncoder().encode(text(bytes).toUpperCase())
+      },
+      end: () => {
+        seen.push('end')
+        return new TextEncoder().encode('[end]')
+      },
+      fail: (err) => {
+        seen.push(`fail ${(err as Error).name}`)
+        return failWith === undefined ? undefined : new TextEncoder().encode(failWith)
+      },
+      cancel: () => void seen.push('cancel'),
+    }
+    return { seen, relay }
+  }
+
+  test('chunks that came with the head and those after pass the relay in order into the stream; its end bytes close it', async () => {
+    let sendRest = () => {}
+    server.reply = (socket) => {
+      // Head and first chunk in one write: they arrive before the body is taken.
+      send(socket, 'HTTP/1.1 200 OK\r\ncontent-type: application/x-ndjson\r\ntransfer-encoding: chunked\r\n\r\n3\r\none\r\n')
+      sendRest = () => send(socket, '3\r\ntwo\r\n0\r\n\r\n')
+    }
+    const res = await client.stream(request())
+    await Bun.sleep(5)
+    const { seen, relay } = recording()
+    const reader = (res.relay(relay) as ReadableStream<Uint8Array>).getReader()
+    expect(text((await reader.read()).value as Uint8Array)).toBe('ONE')
+    sendRest()
+    expect(text((await reader.read()).value as Uint8Array)).toBe('TWO')
+    expect(text((await reader.read()).value as Uint8Array)).toBe('[end]')
+    expect((await reader.read()).done).toBe(true)
+    expect(seen).toEqual(['chunk one', 'chunk two', 'end'])
+    expect(() => res.body).not.toThrow()
+    expect(() => res.relay(relay)).toThrow('taken already')
+  })
+
+  test("a body cut off midway ends with the relay's bytes, or errors when it has none", async () => {
+    server.reply = (socket) => {
+      send(socket, 'HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nthe beginning')
+      socket.end()
+    }
+    const lined = recording('{"error":"cut"}\n')
+    expect(await new Response((await client.stream(request())).relay(lined.relay)).text()).toBe('THE BEGINNING{"error":"cut"}\n')
+    expect(lined.seen).toEqual(['chunk the beginning', 'fail ClientFailure'])
+    const bare = recording()
+    const cut = await failure(new Response((await client.stream(request())).relay(bare.relay)).text())
+    expect([cut.reason, cut.partial]).toEqual(['reset', true])
+    expect(bare.seen).toEqual(['chunk the beginning', 'fail ClientFailure'])
+  })
+
+  test('a reader that cancels reaches the relay and drops the connection; an unread relayed body holds the server back', async () => {
+    server.reply = (socket) => void send(socket, 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\none\r\n')
+    const before = server.connections
+    const { seen, relay } = recording()
+    const reader = ((await client.stream(request())).relay(relay) as ReadableStream<Uint8Array>).getReader()
+    expect(text((await reader.read()).value as Uint8Array)).toBe('ONE')
+    await reader.cancel()
+    expect(seen).toEqual(['chunk one', 'cancel'])
+    await client.stream(request()).then((res) => res.body?.cancel())
+    expect(server.connections).toBe(before + 2)
+
+    const size = 48 * 1024 * 1024
+    let peer: Peer | undefined
+    server.reply = (socket, _request, p) => {
+      peer = p
+      send(socket, `HTTP/1.1 200 OK\r\ncontent-length: ${size}\r\n\r\n`)
+      send(socket, new Uint8Array(size).fill(120))
+    }
+    let passed = 0
+    const counting: BodyRelay = {
+      chunk: (bytes) => {
+        passed += bytes.byteLength
+        return bytes
+      },
+      end: () => undefined,
+      fail: () => undefined,
+      cancel: () => {},
+    }
+    const body = (await client.stream(request())).relay(counting) as ReadableStream<Uint8Array>
+    await Bun.sleep(300)
+    const waiting = () => (peer?.unsent ?? []).reduce((n, b) => n + b.byteLength, 0)
+    expect(waiting()).toBeGreaterThan(size / 2)
+    expect(passed).toBeLessThan(size / 2)
+    let received = 0
+    for await (const chunk of body) received += chunk.byteLength
+    expect([received, passed, waiting()]).toEqual([size, size, 0])
+  })
+
+  test('a gzip body reaches the relay decoded; an answer without a body has nothing to relay', async () => {
+    const packed = gzipSync('{"n":1}\n{"n":2}\n')
+    server.reply = (socket) =>
+      dribble(socket, [`HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ncontent-length: ${packed.length}\r\n\r\n`, packed])
+    const { seen, relay } = recording()
+    expect(await new Response((await client.stream(request())).relay(relay)).text()).toBe('{"N":1}\n{"N":2}\n[end]')
+    expect(seen.join('').replaceAll('chunk ', '')).toBe('{"n":1}\n{"n":2}\nend')
+    server.reply = (socket) => void send(socket, 'HTTP/1.1 204 No Content\r\n\r\n')
+    const empty = await client.stream(request())
+    expect([empty.hasBody, empty.relay(relay)]).toEqual([false, null])
   })
 })
 
