@@ -488,6 +488,21 @@ describe('HTTP/1.1 client relaying a streamed answer through one stream (SPEC §
     expect([received, passed, waiting()]).toEqual([size, size, 0])
   })
 
+  test('a reader that cancels after the answer is complete leaves the connection, back in the pool, alone', async () => {
+    server.reply = (socket) => void send(socket, 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\none\r\n3\r\ntwo\r\n0\r\n\r\n')
+    const before = server.connections
+    for (const relay of [undefined, recording().relay]) {
+      const res = await client.stream(request())
+      const reader = ((relay ? res.relay(relay) : res.body) as ReadableStream<Uint8Array>).getReader()
+      await reader.read()
+      // The whole answer has arrived; "two" still waits in the stream when the reader leaves.
+      await reader.cancel()
+    }
+    server.reply = (socket) => void send(socket, 'HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nnext')
+    expect(text((await client.request(request())).body)).toBe('next')
+    expect(server.connections - before).toBeLessThanOrEqual(1)
+  })
+
   test('a gzip body reaches the relay decoded; an answer without a body has nothing to relay', async () => {
     const packed = gzipSync('{"n":1}\n{"n":2}\n')
     server.reply = (socket) =>
