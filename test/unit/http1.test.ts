@@ -111,6 +111,16 @@ async function dribble(socket: Socket<Peer>, parts: Array<string | Uint8Array>):
     await Bun.sleep(2)
   }
 }
+/** The next answer is `size` bytes of body, written as fast as the client reads; returns how many still wait at the server. */
+function serveLarge(size: number): () => number {
+  let peer: Peer | undefined
+  server.reply = (socket, _request, p) => {
+    peer = p
+    send(socket, `HTTP/1.1 200 OK\r\ncontent-length: ${size}\r\n\r\n`)
+    send(socket, new Uint8Array(size).fill(120))
+  }
+  return () => (peer?.unsent ?? []).reduce((n, b) => n + b.byteLength, 0)
+}
 async function failure(promise: Promise<unknown>): Promise<ClientFailure> {
   const err = await promise.then(
     () => undefined,
@@ -330,16 +340,10 @@ describe('HTTP/1.1 client for streamed answers (SPEC §4.8, §7)', () => {
 
   test('back-pressure: an unread body stops the client reading, so the server cannot send it all; reading resumes it', async () => {
     const size = 48 * 1024 * 1024
-    let peer: Peer | undefined
-    server.reply = (socket, _request, p) => {
-      peer = p
-      send(socket, `HTTP/1.1 200 OK\r\ncontent-length: ${size}\r\n\r\n`)
-      send(socket, new Uint8Array(size).fill(120))
-    }
+    const waiting = serveLarge(size)
     const res = await client.stream(request())
     await Bun.sleep(300)
     // Kernel buffers on both sides hold a few MiB; the rest must still wait at the server.
-    const waiting = () => (peer?.unsent ?? []).reduce((n, b) => n + b.byteLength, 0)
     expect(waiting()).toBeGreaterThan(size / 2)
     let received = 0
     for await (const chunk of res.body as ReadableStream<Uint8Array>) received += chunk.byteLength
@@ -462,12 +466,7 @@ describe('HTTP/1.1 client relaying a streamed answer through one stream (SPEC §
     expect(server.connections).toBe(before + 2)
 
     const size = 48 * 1024 * 1024
-    let peer: Peer | undefined
-    server.reply = (socket, _request, p) => {
-      peer = p
-      send(socket, `HTTP/1.1 200 OK\r\ncontent-length: ${size}\r\n\r\n`)
-      send(socket, new Uint8Array(size).fill(120))
-    }
+    const waiting = serveLarge(size)
     let passed = 0
     const counting: BodyRelay = {
       chunk: (bytes) => {
@@ -480,7 +479,6 @@ describe('HTTP/1.1 client relaying a streamed answer through one stream (SPEC §
     }
     const body = (await client.stream(request())).relay(counting) as ReadableStream<Uint8Array>
     await Bun.sleep(300)
-    const waiting = () => (peer?.unsent ?? []).reduce((n, b) => n + b.byteLength, 0)
     expect(waiting()).toBeGreaterThan(size / 2)
     expect(passed).toBeLessThan(size / 2)
     let received = 0
