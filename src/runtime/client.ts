@@ -141,24 +141,14 @@ export function relayStream(body: ReadableStream<Uint8Array>, relay: BodyRelay):
   return new ReadableStream<Uint8Array>(
     {
       async pull(controller) {
-        let last: Uint8Array | undefined
         try {
           const { done, value } = await reader.read()
-          if (!done) {
-            const out = relay.chunk(value)
-            if (out.byteLength > 0) controller.enqueue(out)
-            return
-          }
-          last = relay.end()
+          if (done) return endRelayed(controller, relay, false)
+          const out = relay.chunk(value)
+          if (out.byteLength > 0) controller.enqueue(out)
         } catch (err) {
-          last = relay.fail(err)
-          if (last === undefined) {
-            controller.error(err)
-            return
-          }
+          endRelayed(controller, relay, true, err)
         }
-        if (last && last.byteLength > 0) controller.enqueue(last)
-        controller.close()
       },
       cancel() {
         relay.cancel()
@@ -167,6 +157,25 @@ export function relayStream(body: ReadableStream<Uint8Array>, relay: BodyRelay):
     },
     { highWaterMark: 0 },
   )
+}
+
+/**
+ * Ends a body's stream: complete, with the relay's last bytes; broken off (`failed`, with `err`), with
+ * the relay's error line, or errored when it has none or there is no relay.
+ */
+export function endRelayed(
+  controller: ReadableStreamDefaultController<Uint8Array>,
+  relay: BodyRelay | undefined,
+  failed: boolean,
+  err?: unknown,
+): void {
+  const last = failed ? relay?.fail(err) : relay?.end()
+  if (failed && last === undefined) {
+    controller.error(err)
+    return
+  }
+  if (last && last.byteLength > 0) controller.enqueue(last)
+  controller.close()
 }
 
 export interface RuntimeClient {

@@ -15,6 +15,7 @@ import {
   type CancelSignal,
   ClientFailure,
   type ClientRequest,
+  endRelayed,
   type HeaderList,
   headerValue,
   type RuntimeClient,
@@ -746,17 +747,9 @@ class StreamReceiver implements Receiver {
     const relay = this.relay
     if (relay && (controller.desiredSize ?? HIGH_WATER) < HIGH_WATER) return
     this.ended = true
-    const last = !relay ? (outcome === true ? EMPTY : undefined) : outcome === true ? (relay.end() ?? EMPTY) : relay.fail(outcome)
-    if (last === undefined) {
-      controller.error(outcome)
-      return
-    }
-    if (last.byteLength > 0) controller.enqueue(last)
-    controller.close()
+    endRelayed(controller, relay, outcome !== true, outcome)
   }
 }
-
-const EMPTY = new Uint8Array(0)
 
 /** Bytes of a streamed answer queued unread before the socket pauses. */
 const HIGH_WATER = 64 * 1024
