@@ -337,24 +337,44 @@ for (const row of rows) {
  * target moved by ±15% on a 2-core guest), and a fixed order would put that drift between two rows
  * compared with each other, always in the same direction.
  */
-async function inTurn<T>(what: string, measure: (row: Row) => T): Promise<Map<Row, T[]>> {
+async function inTurn<T>(what: string, measure: (row: Row) => T, warm?: (row: Row) => void): Promise<Map<Row, T[]>> {
   const runs = new Map<Row, T[]>(rows.map((r) => [r, []]))
   for (let round = 1; round <= ROUNDS; round++) {
     process.stderr.write(`${what} round ${round} of ${ROUNDS}...\n`)
     for (const row of round % 2 === 1 ? rows : [...rows].reverse()) {
-      await settle()
-      runs.get(row)?.push(await alone(row.target, () => measure(row)))
+      runs.get(row)?.push(
+        await alone(row.target, async () => {
+          warm?.(row)
+          await settle()
+          return measure(row)
+        }),
+      )
     }
   }
   return runs
 }
-const samples = await inTurn('saturation', (row) => {
-  const before = cpuTicks(row.target.pid)
-  const result = wrk(`${row.target.url}/api/chat`, row.target.key, SATURATE_S)
-  const after = cpuTicks(row.target.pid)
-  const perRequest = (ticks: number) => (result.requests > 0 ? (ticks * TICK_S * 1e6) / result.requests : Number.NaN)
-  return { ...result, cpu: { proxy: perRequest(after.proxy - before.proxy), stores: perRequest(after.stores - before.stores) } }
-})
+/**
+ * A target continued after its pause is loaded for WARM_S, not measured, before each measured round.
+ * Paused for a minute or more while the others ran, a gateway came back with much of its optimised
+ * code thrown away (JSC discards optimised code by age at a collection) and recompiled it under the
+ * round's load: by hand, after 70 s stopped, the cluster gateway served 5.7k, 6.3k and 9.0k req/s in its
+ * first three seconds before 12.6-14.5k, with 121-164 compilations in three seconds against 8 in three
+ * seconds of steady load (18 with BUN_JSC_forceCodeBlockLiveness=1), while the bare proxy's little
+ * JavaScript came back at once. A round of 6 s measured that ramp as the target's throughput and tail.
+ */
+const WARM_S = 3
+const warmUp = (row: Row) => void wrk(`${row.target.url}/api/chat`, row.target.key, WARM_S)
+const samples = await inTurn(
+  'saturation',
+  (row) => {
+    const before = cpuTicks(row.target.pid)
+    const result = wrk(`${row.target.url}/api/chat`, row.target.key, SATURATE_S)
+    const after = cpuTicks(row.target.pid)
+    const perRequest = (ticks: number) => (result.requests > 0 ? (ticks * TICK_S * 1e6) / result.requests : Number.NaN)
+    return { ...result, cpu: { proxy: perRequest(after.proxy - before.proxy), stores: perRequest(after.stores - before.stores) } }
+  },
+  warmUp,
+)
 for (const row of rows) {
   const runs = samples.get(row) ?? []
   row.rps = runs.length > 0 ? median(runs.map((r) => r.rps)) : undefined
@@ -368,6 +388,7 @@ for (const row of rows) {
 const rateRuns = await inTurn(
   'fixed rate',
   (row): NonNullable<Row['rate']> => load('rate', `${row.target.url}/api/chat`, row.target.key, RATE, RATE_S),
+  warmUp,
 )
 for (const row of rows) {
   const runs = rateRuns.get(row) ?? []
@@ -507,7 +528,7 @@ lines.push(
   `Versions: bun ${Bun.version} · ${version(['nginx', '-v']) || spawnSync(['nginx', '-v']).stderr.toString().trim()} · ${version(['wrk', '-v']) || 'wrk'}`,
 )
 lines.push(
-  `Method: \`npm run bench${quick ? ' --quick' : ''}\`. One small non-streamed \`/api/chat\` against the fake upstream. Saturated: wrk, 1 thread, 32 connections, ${SATURATE_S} s, ${ROUNDS} rounds taken in turn over all targets (every other round in reverse order), median reported (every round in the last column). CPU per request: the CPU time (user + system, all threads) of the proxy's processes (nginx's workers included; for the direct row, the fake upstream itself) and of the local Postgres and Redis servers over a saturated round, divided by its requests, the median over the rounds; the fake upstream and wrk take their share of the same two cores beside it. Fixed rate: open-loop client at ${RATE} req/s for ${RATE_S} s, latency from the scheduled send time, ${ROUNDS} rounds in turn (likewise), the round with the median p99 reported (every round's p99 in the last column). Streaming: ${STREAMS} sequential chats of 200 chunks (one per 5 ms) per round, each round after a warm-up that is not measured (8 such chats at once, then 500 short streamed chats one after another, as wrk warms the non-streamed path), ${ROUNDS} rounds in turn (likewise), the samples of all rounds pooled (every round's per-chunk p99 in the line under the table); chunk delay = arrival at the client − upstream send stamp. RSS of the proxy process before/after the run (KiB). While one target is measured, the other Bun proxies and gateways are paused (SIGSTOP), so their idle timers do not run on its cores.`,
+  `Method: \`npm run bench${quick ? ' --quick' : ''}\`. One small non-streamed \`/api/chat\` against the fake upstream. Saturated: wrk, 1 thread, 32 connections, ${SATURATE_S} s, ${ROUNDS} rounds taken in turn over all targets (every other round in reverse order), each round after ${WARM_S} s of the same load that is not measured, median reported (every round in the last column). CPU per request: the CPU time (user + system, all threads) of the proxy's processes (nginx's workers included; for the direct row, the fake upstream itself) and of the local Postgres and Redis servers over a saturated round, divided by its requests, the median over the rounds; the fake upstream and wrk take their share of the same two cores beside it. Fixed rate: open-loop client at ${RATE} req/s for ${RATE_S} s, latency from the scheduled send time, ${ROUNDS} rounds in turn (likewise, each after the same ${WARM_S} s warm-up), the round with the median p99 reported (every round's p99 in the last column). Streaming: ${STREAMS} sequential chats of 200 chunks (one per 5 ms) per round, each round after a warm-up that is not measured (8 such chats at once, then 500 short streamed chats one after another, as wrk warms the non-streamed path), ${ROUNDS} rounds in turn (likewise), the samples of all rounds pooled (every round's per-chunk p99 in the line under the table); chunk delay = arrival at the client − upstream send stamp. RSS of the proxy process before/after the run (KiB). While one target is measured, the other Bun proxies and gateways are paused (SIGSTOP), so their idle timers do not run on its cores.`,
   '',
 )
 lines.push(
