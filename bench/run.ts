@@ -342,9 +342,13 @@ async function inTurn<T>(what: string, measure: (row: Row) => T, warm?: (row: Ro
   for (let round = 1; round <= ROUNDS; round++) {
     process.stderr.write(`${what} round ${round} of ${ROUNDS}...\n`)
     for (const row of round % 2 === 1 ? rows : [...rows].reverse()) {
+      // Settled with every target running: a paused gateway resumed straight into its next pause had
+      // its discovery probe time out on waking, marked its backend down, and refused a streaming round.
+      await settle()
       runs.get(row)?.push(
         await alone(row.target, async () => {
-          warm?.(row)
+          if (!warm) return measure(row)
+          warm(row)
           await settle()
           return measure(row)
         }),
