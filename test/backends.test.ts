@@ -250,6 +250,32 @@ describe('health (SPEC §4.6)', () => {
   })
 })
 
+describe('a gateway that stood still (SPEC §4.6)', () => {
+  test('a probe whose timeout fired late because the process was paused is taken again, and the backend stays up', async () => {
+    const only = new FakeOllama().start()
+    const gw = await startGateway({ env: { OLLAMA_BASE_URL: only.url, DISCOVERY_INTERVAL_S: '60', OLLAMA_CONNECT_TIMEOUT_S: '1' } })
+    try {
+      // An unknown model re-polls the backend; its lists take 300 ms, and the gateway is paused for 2.5 s
+      // meanwhile (SIGSTOP, as a paused container or a suspended machine): on waking, the probe's 1 s
+      // timeout is long past while the answer waits on its socket.
+      only.behaviour.listDelayMs = 300
+      const unknown = chat(gw, 'nowhere:1b')
+      await Bun.sleep(100)
+      gw.proc.kill('SIGSTOP')
+      await Bun.sleep(2500)
+      gw.proc.kill('SIGCONT')
+      expect((await unknown).status).toBe(404)
+      const res = await chat(gw, 'llama3.2')
+      expect(res.status).toBe(200)
+      await res.arrayBuffer()
+      expect(gw.logs.filter((l) => l.msg === 'backend down')).toEqual([])
+    } finally {
+      await gw.stop()
+      await only.stop()
+    }
+  }, 20_000)
+})
+
 describe('fair admission (SPEC §4.7)', () => {
   test('with 2 slots, a key sending 5 requests finishes before the backlog of a key sending 50 drains', async () => {
     const only = new FakeOllama().start()

@@ -23,6 +23,8 @@ interface Snapshot {
 const REPOLL_MIN_MS = 3000
 /** A backend whose probe failed is probed again after this long, doubling while it stays down. */
 const RETRY_FIRST_MS = 1000
+/** A probe's timeout firing this much later than due means the process itself was stalled. */
+const STALL_MS = 1000
 const snapshotKey = (name: string) => `nnz:discovery:${name}`
 
 export class DiscoveryPoller {
@@ -86,7 +88,7 @@ export class DiscoveryPoller {
     return running
   }
 
-  private async probe(backend: Backend): Promise<void> {
+  private async probe(backend: Backend, again = false): Promise<void> {
     const started = performance.now()
     const was = backend.health
     try {
@@ -98,6 +100,10 @@ export class DiscoveryPoller {
       if (was !== 'up') this.log.info('backend up', { backend: backend.name, models: backend.models.size, loaded: backend.loaded.size })
       this.saveSnapshot(backend)
     } catch (err) {
+      // A timeout that fired well after it was due says this process stood still (paused, suspended, a
+      // blocked loop) while the answer may have been waiting: one fresh probe decides, not the stale one.
+      const stalled = err instanceof ProbeTimeout && performance.now() - started > this.opts.probeTimeoutMs + STALL_MS
+      if (stalled && !again && !this.stopped) return this.probe(backend, true)
       const reason = err instanceof Error ? err.message : String(err)
       if (was !== 'down') this.log.warn('backend down', { backend: backend.name, reason })
       backend.markDown(reason)
@@ -129,11 +135,8 @@ export class DiscoveryPoller {
       res = await fetch(backend.url + path, { headers, redirect: 'manual', signal: AbortSignal.timeout(this.opts.probeTimeoutMs) })
     } catch (err) {
       const name = (err as Error)?.name
-      throw new Error(
-        name === 'TimeoutError'
-          ? `${path} did not answer within ${this.opts.probeTimeoutMs / 1000}s`
-          : `${path}: ${(err as { code?: string }).code ?? 'unreachable'}`,
-      )
+      if (name === 'TimeoutError') throw new ProbeTimeout(`${path} did not answer within ${this.opts.probeTimeoutMs / 1000}s`)
+      throw new Error(`${path}: ${(err as { code?: string }).code ?? 'unreachable'}`)
     }
     if (!res.ok) {
       await res.body?.cancel()
@@ -176,3 +179,5 @@ function namesOf(list: ModelList): Set<string> {
   }
   return names
 }
+
+class ProbeTimeout extends Error {}

@@ -24,6 +24,8 @@ export interface Behaviour {
   promptTokens: number
   /** Send the last line in two writes, split at this byte offset (lines split across network reads). */
   splitFinalAt?: number
+  /** Delay the model lists (`/api/tags`, `/api/ps`) by this long: a discovery probe still in flight. */
+  listDelayMs?: number
   /** Benchmarks: stamp each streamed line with `"sent_at":<epoch ms>` at the moment it is written. */
   stamp?: boolean
 }
@@ -142,6 +144,7 @@ export class FakeOllama {
     const json = r.json ?? {}
     if (p === '/' && (req.method === 'GET' || req.method === 'HEAD')) return new Response('Ollama is running')
     if (p === '/api/version') return Response.json({ version: this.version })
+    if ((p === '/api/tags' || p === '/api/ps') && this.behaviour.listDelayMs) await Bun.sleep(this.behaviour.listDelayMs)
     if (p === '/api/tags') return Response.json({ models: this.models.map((m) => tagEntry(m.name)) })
     if (p === '/api/ps') return Response.json({ models: this.models.filter((m) => m.loaded).map((m) => psEntry(m.name)) })
     if (p.startsWith('/api/blobs/')) return this.blob(req, p.slice('/api/blobs/'.length), r)
