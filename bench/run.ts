@@ -138,11 +138,30 @@ function cpuTicks(pid: number | undefined): { proxy: number; stores: number } {
   return { proxy, stores }
 }
 
-function wrk(url: string, key: string | undefined, seconds: number): { rps: number; errors: string; requests: number; failed: number } {
-  const res = spawnSync(['wrk', '-t1', '-c32', `-d${seconds}s`, '-s', join(import.meta.dir, 'post.lua'), url], {
-    env: { ...process.env, BENCH_KEY: key ?? 'none' },
-  })
-  const out = res.stdout.toString()
+function wrk(url: string, key: string | undefined, seconds: number): WrkResult {
+  return wrkResult(spawnSync(wrkCommand(url, seconds), { env: { ...process.env, BENCH_KEY: key ?? 'none' } }).stdout.toString())
+}
+
+/** The same wrk run, RSS sampled once a second while it lasts (the soak's levels, see `soak`). */
+async function wrkSampled(url: string, key: string | undefined, seconds: number, pid: number, into: number[]): Promise<WrkResult> {
+  const child = spawn(wrkCommand(url, seconds), { env: { ...process.env, BENCH_KEY: key ?? 'none' }, stdout: 'pipe', stderr: 'ignore' })
+  const timer = setInterval(() => into.push(rssKb(pid) ?? 0), 1000)
+  const out = await new Response(child.stdout).text()
+  await child.exited
+  clearInterval(timer)
+  return wrkResult(out)
+}
+
+interface WrkResult {
+  rps: number
+  errors: string
+  requests: number
+  failed: number
+}
+function wrkCommand(url: string, seconds: number): string[] {
+  return ['wrk', '-t1', '-c32', `-d${seconds}s`, '-s', join(import.meta.dir, 'post.lua'), url]
+}
+function wrkResult(out: string): WrkResult {
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? Number.NaN)
   const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1]
   const socket = /Socket errors: (.*)/.exec(out)?.[1]
@@ -427,28 +446,33 @@ for (const row of rows) {
 
 // ---- soak: a million requests through the cluster gateway, everything on ------------------------
 // SPEC §7: RSS after warm-up vs at the end (and its peak), and zero errors. wrk runs in 10 s slices
-// so RSS is sampled along the way; the key has limits, so the Redis limiter runs on every request.
-// A single sample moves by ±10% with the collector's timing (a run recorded 118–138 MB with no trend),
-// so the level after warm-up and the level at the end are each the median of three slices' samples.
+// so errors are counted along the way; the key has limits, so the Redis limiter runs on every request.
+// RSS draws a sawtooth with the collector's timing: a single sample moves by ±10% with no trend (a run
+// recorded 118–138 MB), and so did the median of three slices' samples (one each 10 s). RSS is sampled
+// every second, and the level after warm-up and the level at the end are each the median of the last
+// LEVEL_S samples, which span several of the collector's cycles.
+const LEVEL_S = 30
 async function soak(target: Target, total: number) {
   const url = `${target.url}/api/chat`
-  const sample = () => rssKb(target.pid) ?? 0
+  const pid = target.pid as number
   let warm = 0
   const warmSamples: number[] = []
-  while (warm < total / 10 || warmSamples.length < 3) {
-    warm += wrk(url, target.key, 10).requests
-    warmSamples.push(sample())
+  // The sample at each slice's end, as earlier runs read RSS (the median of the last three of them).
+  const warmEnds: number[] = []
+  while (warm < total / 10 || warmSamples.length < LEVEL_S) {
+    warm += (await wrkSampled(url, target.key, 10, pid, warmSamples)).requests
+    warmEnds.push(rssKb(pid) ?? 0)
   }
-  const rssWarm = median(warmSamples.slice(-3))
   const samples: number[] = []
+  const ends: number[] = []
   let requests = 0
   let failed = 0
   const t0 = performance.now()
-  while (requests < total || samples.length < 3) {
-    const slice = wrk(url, target.key, 10)
+  while (requests < total || samples.length < LEVEL_S) {
+    const slice = await wrkSampled(url, target.key, 10, pid, samples)
     requests += slice.requests
     failed += slice.failed
-    samples.push(sample())
+    ends.push(rssKb(pid) ?? 0)
     process.stderr.write(`  soak: ${requests.toLocaleString('en')} requests, RSS ${samples.at(-1)} KiB\n`)
   }
   const seconds = (performance.now() - t0) / 1000
@@ -457,10 +481,17 @@ async function soak(target: Target, total: number) {
     requests,
     failed,
     seconds,
-    rssWarm,
-    rssEnd: median(samples.slice(-3)),
+    rssWarm: median(warmSamples.slice(-LEVEL_S)),
+    rssEnd: median(samples.slice(-LEVEL_S)),
+    rssWarmSlices: median(warmEnds.slice(-3)),
+    rssEndSlices: median(ends.slice(-3)),
     rssPeak: Math.max(...samples),
-    rssSamples: [...warmSamples.slice(-3), ...samples],
+    rssLow: Math.min(...samples),
+    /** Each 10 s of the measured part, its median (the last 10 s of the warm-up first). */
+    rssByTen: [
+      warmSamples.slice(-10),
+      ...Array.from({ length: Math.ceil(samples.length / 10) }, (_, i) => samples.slice(i * 10, i * 10 + 10)),
+    ].map(median),
   }
 }
 /** The middle value (the upper one of an even count). */
@@ -608,10 +639,13 @@ if (revocation)
     '',
   )
 if (soakResult) {
-  const growth = ((soakResult.rssEnd - soakResult.rssWarm) / soakResult.rssWarm) * 100
-  const peakGrowth = ((soakResult.rssPeak - soakResult.rssWarm) / soakResult.rssWarm) * 100
+  const pct = (kb: number) => {
+    const growth = ((kb - soakResult.rssWarm) / soakResult.rssWarm) * 100
+    return `${growth >= 0 ? '+' : ''}${f(growth, 1)}%`
+  }
+  const slicesGrowth = ((soakResult.rssEndSlices - soakResult.rssWarmSlices) / soakResult.rssWarmSlices) * 100
   lines.push(
-    `Soak (cluster, key with limits, everything on): ${soakResult.requests.toLocaleString('en')} requests in ${f(soakResult.seconds, 0)} s after a warm-up of ${soakResult.warm.toLocaleString('en')}; errors ${soakResult.failed}. RSS after warm-up ${soakResult.rssWarm} KiB, at the end ${soakResult.rssEnd} KiB (each the median of three slices' samples) (${growth >= 0 ? '+' : ''}${f(growth, 1)}%), peak ${soakResult.rssPeak} KiB (${peakGrowth >= 0 ? '+' : ''}${f(peakGrowth, 1)}%); target: growth under 10%, zero errors. Every sample, MB, the last three of the warm-up first: ${soakResult.rssSamples.map((kb) => Math.round(kb / 1024)).join(', ')}.`,
+    `Soak (cluster, key with limits, everything on): ${soakResult.requests.toLocaleString('en')} requests in ${f(soakResult.seconds, 0)} s after a warm-up of ${soakResult.warm.toLocaleString('en')}; errors ${soakResult.failed}. RSS sampled every second; after warm-up ${soakResult.rssWarm} KiB, at the end ${soakResult.rssEnd} KiB (each the median of the last ${LEVEL_S} samples) (${pct(soakResult.rssEnd)}), peak ${soakResult.rssPeak} KiB (${pct(soakResult.rssPeak)}), lowest ${soakResult.rssLow} KiB (${pct(soakResult.rssLow)}); target: growth under 10%, zero errors. Read as earlier runs did (the median of the last three 10 s slices' samples): ${soakResult.rssWarmSlices} → ${soakResult.rssEndSlices} KiB (${slicesGrowth >= 0 ? '+' : ''}${f(slicesGrowth, 1)}%). The median of each 10 s, MB, the warm-up's last first: ${soakResult.rssByTen.map((kb) => Math.round(kb / 1024)).join(', ')}.`,
     '',
   )
 }
