@@ -639,13 +639,13 @@ if (revocation)
     '',
   )
 if (soakResult) {
-  const pct = (kb: number) => {
-    const growth = ((kb - soakResult.rssWarm) / soakResult.rssWarm) * 100
-    return `${growth >= 0 ? '+' : ''}${f(growth, 1)}%`
+  // Growth from `from` to `to`, signed, in per cent (the soak's levels against the level after warm-up).
+  const growth = (to: number, from = soakResult.rssWarm) => {
+    const change = ((to - from) / from) * 100
+    return `${change >= 0 ? '+' : ''}${f(change, 1)}%`
   }
-  const slicesGrowth = ((soakResult.rssEndSlices - soakResult.rssWarmSlices) / soakResult.rssWarmSlices) * 100
   lines.push(
-    `Soak (cluster, key with limits, everything on): ${soakResult.requests.toLocaleString('en')} requests in ${f(soakResult.seconds, 0)} s after a warm-up of ${soakResult.warm.toLocaleString('en')}; errors ${soakResult.failed}. RSS sampled every second; after warm-up ${soakResult.rssWarm} KiB, at the end ${soakResult.rssEnd} KiB (each the median of the last ${LEVEL_S} samples) (${pct(soakResult.rssEnd)}), peak ${soakResult.rssPeak} KiB (${pct(soakResult.rssPeak)}), lowest ${soakResult.rssLow} KiB (${pct(soakResult.rssLow)}); target: growth under 10%, zero errors. Read as earlier runs did (the median of the last three 10 s slices' samples): ${soakResult.rssWarmSlices} → ${soakResult.rssEndSlices} KiB (${slicesGrowth >= 0 ? '+' : ''}${f(slicesGrowth, 1)}%). The median of each 10 s, MB, the warm-up's last first: ${soakResult.rssByTen.map((kb) => Math.round(kb / 1024)).join(', ')}.`,
+    `Soak (cluster, key with limits, everything on): ${soakResult.requests.toLocaleString('en')} requests in ${f(soakResult.seconds, 0)} s after a warm-up of ${soakResult.warm.toLocaleString('en')}; errors ${soakResult.failed}. RSS sampled every second; after warm-up ${soakResult.rssWarm} KiB, at the end ${soakResult.rssEnd} KiB (each the median of the last ${LEVEL_S} samples) (${growth(soakResult.rssEnd)}), peak ${soakResult.rssPeak} KiB (${growth(soakResult.rssPeak)}), lowest ${soakResult.rssLow} KiB (${growth(soakResult.rssLow)}); target: growth under 10%, zero errors. Read as earlier runs did (the median of the last three 10 s slices' samples): ${soakResult.rssWarmSlices} → ${soakResult.rssEndSlices} KiB (${growth(soakResult.rssEndSlices, soakResult.rssWarmSlices)}). The median of each 10 s, MB, the warm-up's last first: ${soakResult.rssByTen.map((kb) => Math.round(kb / 1024)).join(', ')}.`,
     '',
   )
 }
