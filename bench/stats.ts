@@ -14,3 +14,26 @@ export function percentiles(values: readonly number[]): Percentiles {
   const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN
   return { n: sorted.length, p50: at(50), p90: at(90), p99: at(99), max: sorted[sorted.length - 1] ?? Number.NaN }
 }
+
+/**
+ * A distribution-free interval for the median of `values` (sign test): the k-th smallest and the k-th
+ * largest, for the largest k whose interval still holds the true median with probability ≥ `level`,
+ * were the values independent draws. Null when there are too few values for that level.
+ */
+export function medianInterval(values: readonly number[], level = 0.95): { lo: number; hi: number; level: number } | null {
+  const sorted = [...values].sort((x, y) => x - y)
+  const n = sorted.length
+  // P(Binomial(n, 1/2) < k): the chance that fewer than k values fall below the median.
+  let below = 0
+  let k = 0
+  let choose = 1 // C(n, k)
+  while (k < n / 2) {
+    const p = choose / 2 ** n
+    if (1 - 2 * (below + p) < level) break
+    below += p
+    choose = (choose * (n - k)) / (k + 1)
+    k++
+  }
+  if (k === 0) return null
+  return { lo: sorted[k - 1] as number, hi: sorted[n - k] as number, level: 1 - 2 * below }
+}
