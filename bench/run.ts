@@ -10,7 +10,7 @@ import { type Subprocess, spawn, spawnSync } from 'bun'
 import postgres from 'postgres'
 import { newKey } from '../src/keys/format.ts'
 import { freshDatabase, freshRedis, TEST_DATABASE_URL } from '../test/helpers/infra.ts'
-import { medianInterval, type Percentiles, percentiles } from './stats.ts'
+import { medianInterval, type Percentiles, percentiles, signTestRank } from './stats.ts'
 
 const root = join(import.meta.dir, '..')
 const work = join(import.meta.dir, '.work')
@@ -597,11 +597,11 @@ const paired = (r: Row, anchor: Row | undefined): string => {
   const pc = (x: number) => Math.round(x * 100)
   return `${pc(median(ratios))}%${interval ? ` [${pc(interval.lo)}–${pc(interval.hi)}%]` : ''}`
 }
-const pairedLevel = medianInterval(Array.from({ length: ROUNDS }, (_, i) => i))?.level
+const pairedRank = signTestRank(ROUNDS)
 if (bare && nginxRow) {
   const gateways = rows.filter((r) => r !== direct && r !== bare && r !== nginxRow)
   lines.push(
-    `Paired by round (each round's saturated req/s over the bare Bun proxy's / nginx's in the same round, the median over the ${ROUNDS} rounds${pairedLevel ? `; in brackets the interval that holds the true median with probability ${Math.round(pairedLevel * 1000) / 10}% by the sign test, were the rounds independent draws` : ''}): ${gateways.map((r) => `${r.target.name} ${paired(r, bare)} / ${paired(r, nginxRow)}`).join('; ')}.`,
+    `Paired by round (each round's saturated req/s over the bare Bun proxy's / nginx's in the same round, the median over the ${ROUNDS} rounds${pairedRank.k > 0 ? `; in brackets the interval that holds the true median with probability ${Math.round(pairedRank.level * 1000) / 10}% by the sign test, were the rounds independent draws` : ''}): ${gateways.map((r) => `${r.target.name} ${paired(r, bare)} / ${paired(r, nginxRow)}`).join('; ')}.`,
     '',
   )
 }

@@ -16,13 +16,11 @@ export function percentiles(values: readonly number[]): Percentiles {
 }
 
 /**
- * A distribution-free interval for the median of `values` (sign test): the k-th smallest and the k-th
- * largest, for the largest k whose interval still holds the true median with probability ≥ `level`,
- * were the values independent draws. Null when there are too few values for that level.
+ * The sign test's rank for a median's interval over `n` values: the interval runs from the k-th smallest
+ * to the k-th largest, for the largest k whose interval still holds the true median with probability
+ * ≥ `level` (its coverage, returned), were the values independent draws. k is 0 when no interval does.
  */
-export function medianInterval(values: readonly number[], level = 0.95): { lo: number; hi: number; level: number } | null {
-  const sorted = [...values].sort((x, y) => x - y)
-  const n = sorted.length
+export function signTestRank(n: number, level = 0.95): { k: number; level: number } {
   // P(Binomial(n, 1/2) < k): the chance that fewer than k values fall below the median.
   let below = 0
   let k = 0
@@ -34,6 +32,13 @@ export function medianInterval(values: readonly number[], level = 0.95): { lo: n
     choose = (choose * (n - k)) / (k + 1)
     k++
   }
-  if (k === 0) return null
-  return { lo: sorted[k - 1] as number, hi: sorted[n - k] as number, level: 1 - 2 * below }
+  return { k, level: 1 - 2 * below }
+}
+
+/** The distribution-free interval for the median of `values` (see signTestRank); null when there are too few. */
+export function medianInterval(values: readonly number[], level = 0.95): { lo: number; hi: number; level: number } | null {
+  const rank = signTestRank(values.length, level)
+  if (rank.k === 0) return null
+  const sorted = [...values].sort((x, y) => x - y)
+  return { lo: sorted[rank.k - 1] as number, hi: sorted[values.length - rank.k] as number, level: rank.level }
 }
