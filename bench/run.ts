@@ -527,7 +527,6 @@ async function coldKeys(target: Target, n: number) {
       into.push(performance.now() - t0)
     }
   }
-  const median = (v: number[]) => [...v].sort((x, y) => x - y)[Math.floor(v.length / 2)] as number
   return { first: median(first), second: median(second) }
 }
 const cold = new Map<string, { first: number; second: number }>()
