@@ -1,7 +1,8 @@
 // `npm run bench`: one run, one machine, every target side by side (SPEC §7). Starts the fake
 // upstream, the anchors (direct, nginx, bare Bun proxy) and the gateway, measures each the same way,
 // and writes bench/RESULTS.md.   Options: --quick (shorter runs, a 200k soak), --only name,name (of nginx,
-// bare, noauth, embedded, multi, cluster, cluster-limits, soak, revocation; soak needs cluster)
+// bare, noauth, embedded, multi, cluster, cluster-limits, noaudit, soak, revocation; soak and noaudit
+// need cluster)
 
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
@@ -278,10 +279,11 @@ if (!only || only.includes('multi')) {
 }
 const benchDb = !only || only.includes('cluster') ? await freshDatabase() : undefined
 let clusterGateway: Subprocess | undefined
-if (benchDb) {
+const clusterRedis = benchDb ? await freshRedis(15) : undefined
+if (benchDb && clusterRedis) {
   const gw = await startGateway('cluster', 'src/main.ts', 19084, {
     DATABASE_URL: benchDb.url,
-    REDIS_URL: await freshRedis(15),
+    REDIS_URL: clusterRedis,
     DATA_DIR: join(work, 'data-cluster'),
   })
   clusterGateway = gw
@@ -305,6 +307,22 @@ if (benchDb) {
     url: 'http://127.0.0.1:19084',
     pid: gw.pid,
     key: limitedKey,
+  })
+}
+if (benchDb && clusterRedis && (!only || only.includes('noaudit'))) {
+  // A second cluster process on the same Postgres and Redis whose audit batches are discarded where the
+  // store would take them: the gap to the cluster row is what storing the audit log costs.
+  const gw = await startGateway('noaudit', 'bench/gateway-noaudit.ts', 19086, {
+    DATABASE_URL: benchDb.url,
+    REDIS_URL: clusterRedis,
+    DATA_DIR: join(work, 'data-noaudit'),
+  })
+  targets.push({
+    name: 'noaudit',
+    label: 'gateway, cluster, audit batches discarded instead of stored (bench only)',
+    url: 'http://127.0.0.1:19086',
+    pid: gw.pid,
+    key: BENCH_KEY,
   })
 }
 
@@ -634,7 +652,15 @@ const withLimits = rows.find((r) => r.target.name === 'cluster-limits')
 const withoutLimits = rows.find((r) => r.target.name === 'cluster')
 if (withLimits && withoutLimits) {
   lines.push(
-    `Limits (Redis: each request admitted by a Lua script and ended by another, the admits and the ends of one event-loop turn each in one script call, those of one key weighed together) on vs off, same cluster process: ${f(withLimits.rps, 0)} vs ${f(withoutLimits.rps, 0)} req/s (${pct(withLimits.rps, withoutLimits.rps)}); p50/p99 at 2k req/s ${f(withLimits.rate?.latency_ms.p50)} / ${f(withLimits.rate?.latency_ms.p99)} vs ${f(withoutLimits.rate?.latency_ms.p50)} / ${f(withoutLimits.rate?.latency_ms.p99)} ms. Metering and the audit log are on in every gateway row.`,
+    `Limits (Redis: each request admitted by a Lua script and ended by another, the admits and the ends of one event-loop turn each in one script call, those of one key weighed together) on vs off, same cluster process: ${f(withLimits.rps, 0)} vs ${f(withoutLimits.rps, 0)} req/s (${pct(withLimits.rps, withoutLimits.rps)}); p50/p99 at 2k req/s ${f(withLimits.rate?.latency_ms.p50)} / ${f(withLimits.rate?.latency_ms.p99)} vs ${f(withoutLimits.rate?.latency_ms.p50)} / ${f(withoutLimits.rate?.latency_ms.p99)} ms. Metering and the audit log are on in every gateway row but the one that discards its audit batches.`,
+    '',
+  )
+}
+const noaudit = rows.find((r) => r.target.name === 'noaudit')
+if (noaudit && withoutLimits) {
+  const cpu = (r: Row) => (r.cpu ? `${f(r.cpu.proxy, 1)} + ${f(r.cpu.stores, 1)}` : 'n/a')
+  lines.push(
+    `Audit storage, cluster: ${f(withoutLimits.rps, 0)} req/s with every event stored in Postgres vs ${f(noaudit.rps, 0)} with the batches discarded where the store would take them (${pct(withoutLimits.rps, noaudit.rps)}; paired by round ${paired(withoutLimits, noaudit)}); CPU µs per request, the gateway + Postgres and Redis, ${cpu(withoutLimits)} vs ${cpu(noaudit)}; p50/p99 at 2k req/s ${f(withoutLimits.rate?.latency_ms.p50)} / ${f(withoutLimits.rate?.latency_ms.p99)} vs ${f(noaudit.rate?.latency_ms.p50)} / ${f(noaudit.rate?.latency_ms.p99)} ms. Both processes make, buffer and batch every event; the difference is the store's encoding, the COPY and Postgres's work on the same cores.`,
     '',
   )
 }

@@ -67,9 +67,11 @@ export function createHasher(config: Config): Hasher {
   return new Hasher({ ...config.argon2, concurrency: 2, maxQueue: 256 })
 }
 
-/** Replacements for parts of the request path; only the benchmark uses this (bench/gateway-noauth.ts). */
+/** Replacements for parts of the request path; only the benchmark uses these (bench/gateway-*.ts). */
 export interface ServiceOverrides {
   readonly auth?: KeyAuthenticator
+  /** Where the audit writer's batches go instead of the store. */
+  readonly auditStore?: Pick<Store, 'insertAudit'>
 }
 
 export function createServices(config: Config, log: Logger, runtime: Runtime, overrides: ServiceOverrides = {}): Services {
@@ -100,7 +102,7 @@ export function createServices(config: Config, log: Logger, runtime: Runtime, ov
   })
   const inflight = new InFlight()
   const limiter: RateLimiter = redis ? new RedisLimiter(redis, metrics, config.rateLimitFailClosed) : new MemoryLimiter()
-  const audit = new AuditWriter(store, log, metrics, {
+  const audit = new AuditWriter(overrides.auditStore ?? store, log, metrics, {
     dataDir: config.dataDir,
     bufferSize: config.auditBufferSize,
     // SQLite: batches of 100, on the store's audit thread (or, without one, on the event loop with a

@@ -25,7 +25,7 @@ export class AuditWriter {
   private readonly batchSize: number
 
   constructor(
-    private readonly store: Store,
+    private readonly store: Pick<Store, 'insertAudit'>,
     private readonly log: Logger,
     private readonly metrics: Metrics,
     private readonly opts: AuditWriterOptions,
