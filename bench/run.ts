@@ -593,12 +593,14 @@ lines.push(
   '| target | saturated req/s | vs bare Bun | vs nginx | CPU µs/req: proxy + Postgres, Redis | p50 ms @2k | p99 ms @2k | added p50 | added p99 | TTFB p50 ms | chunk delay p50 / p99 ms | added chunk p99 | RSS before → after KiB | errors | saturated rounds req/s | p99 rounds ms |',
 )
 lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|')
+/** A row's CPU per request: the proxy's own + Postgres and Redis, µs. */
+const cpuCell = (r: Row) => (r.cpu ? `${f(r.cpu.proxy, 1)} + ${f(r.cpu.stores, 1)}` : 'n/a')
 for (const r of rows) {
   const lat = r.rate?.latency_ms ?? {}
   const dl = direct.rate?.latency_ms ?? {}
   const cd: Partial<Percentiles> = r.stream?.chunk_delay_ms ?? {}
   lines.push(
-    `| ${r.target.label} | ${f(r.rps, 0)} | ${pct(r.rps, bare?.rps)} | ${pct(r.rps, nginxRow?.rps)} | ${r.cpu ? `${f(r.cpu.proxy, 1)} + ${f(r.cpu.stores, 1)}` : 'n/a'} | ${f(lat.p50)} | ${f(lat.p99)} | ${r === direct ? '-' : plus(lat.p50, dl.p50)} | ${r === direct ? '-' : plus(lat.p99, dl.p99)} | ${f(r.stream?.ttfb_ms.p50)} | ${f(cd.p50)} / ${f(cd.p99)} | ${r === direct ? '-' : plus(cd.p99, direct.stream?.chunk_delay_ms.p99)} | ${r.rssBefore ?? 'n/a'} → ${r.rssAfter ?? 'n/a'} | wrk ${r.wrkErrors}; rate ${r.rate?.errors ?? 'n/a'}; stream ${r.stream?.errors ?? 'n/a'} | ${r.wrkRuns?.join(' / ') ?? 'n/a'} | ${r.rateP99s?.map((v) => f(v)).join(' / ') ?? 'n/a'} |`,
+    `| ${r.target.label} | ${f(r.rps, 0)} | ${pct(r.rps, bare?.rps)} | ${pct(r.rps, nginxRow?.rps)} | ${cpuCell(r)} | ${f(lat.p50)} | ${f(lat.p99)} | ${r === direct ? '-' : plus(lat.p50, dl.p50)} | ${r === direct ? '-' : plus(lat.p99, dl.p99)} | ${f(r.stream?.ttfb_ms.p50)} | ${f(cd.p50)} / ${f(cd.p99)} | ${r === direct ? '-' : plus(cd.p99, direct.stream?.chunk_delay_ms.p99)} | ${r.rssBefore ?? 'n/a'} → ${r.rssAfter ?? 'n/a'} | wrk ${r.wrkErrors}; rate ${r.rate?.errors ?? 'n/a'}; stream ${r.stream?.errors ?? 'n/a'} | ${r.wrkRuns?.join(' / ') ?? 'n/a'} | ${r.rateP99s?.map((v) => f(v)).join(' / ') ?? 'n/a'} |`,
   )
 }
 lines.push('')
@@ -658,9 +660,8 @@ if (withLimits && withoutLimits) {
 }
 const noaudit = rows.find((r) => r.target.name === 'noaudit')
 if (noaudit && withoutLimits) {
-  const cpu = (r: Row) => (r.cpu ? `${f(r.cpu.proxy, 1)} + ${f(r.cpu.stores, 1)}` : 'n/a')
   lines.push(
-    `Audit storage, cluster: ${f(withoutLimits.rps, 0)} req/s with every event stored in Postgres vs ${f(noaudit.rps, 0)} with the batches discarded where the store would take them (${pct(withoutLimits.rps, noaudit.rps)}; paired by round ${paired(withoutLimits, noaudit)}); CPU µs per request, the gateway + Postgres and Redis, ${cpu(withoutLimits)} vs ${cpu(noaudit)}; p50/p99 at 2k req/s ${f(withoutLimits.rate?.latency_ms.p50)} / ${f(withoutLimits.rate?.latency_ms.p99)} vs ${f(noaudit.rate?.latency_ms.p50)} / ${f(noaudit.rate?.latency_ms.p99)} ms. Both processes make, buffer and batch every event; the difference is the store's encoding, the COPY and Postgres's work on the same cores.`,
+    `Audit storage, cluster: ${f(withoutLimits.rps, 0)} req/s with every event stored in Postgres vs ${f(noaudit.rps, 0)} with the batches discarded where the store would take them (${pct(withoutLimits.rps, noaudit.rps)}; paired by round ${paired(withoutLimits, noaudit)}); CPU µs per request, the gateway + Postgres and Redis, ${cpuCell(withoutLimits)} vs ${cpuCell(noaudit)}; p50/p99 at 2k req/s ${f(withoutLimits.rate?.latency_ms.p50)} / ${f(withoutLimits.rate?.latency_ms.p99)} vs ${f(noaudit.rate?.latency_ms.p50)} / ${f(noaudit.rate?.latency_ms.p99)} ms. Both processes make, buffer and batch every event; the difference is the store's encoding, the COPY and Postgres's work on the same cores.`,
     '',
   )
 }
