@@ -3,7 +3,7 @@
 //   - the routing decision for a model over three backends (SPEC §4.7);
 //   - an audit event's encoding for Postgres's COPY (SPEC §4.10), per event in batches of 500.
 // Prints one JSON object with microseconds per call.   bun bench/micro.ts
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { BackendRegistry } from '../src/backends/registry.ts'
@@ -28,7 +28,8 @@ async function perCall(n: number, fn: () => unknown): Promise<number> {
   return best
 }
 
-const store = new SqliteStore(mkdtempSync(join(tmpdir(), 'nnz-micro-')))
+const dataDir = mkdtempSync(join(tmpdir(), 'nnz-micro-'))
+const store = new SqliteStore(dataDir)
 await store.migrate()
 const hasher = new Hasher({ memoryCost: 19456, timeCost: 2, parallelism: 1, concurrency: 2, maxQueue: 10 })
 const lastUsed = new LastUsed()
@@ -64,3 +65,4 @@ let batch = 0
 const encodeUs = (await perCall(2_000, () => auditCopyBinary(batches[batch++ % batches.length] ?? []))) / 500
 process.stdout.write(`${JSON.stringify({ auth_cache_hit_us: authUs, route_decision_us: routeUs, audit_encode_us: encodeUs })}\n`)
 await store.close()
+rmSync(dataDir, { recursive: true, force: true })
