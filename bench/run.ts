@@ -64,13 +64,14 @@ function start(cmd: string[], env: Record<string, string> = {}, logName?: string
   return child
 }
 // SIGTERM, not SIGKILL: a killed nginx master leaves its worker holding the port.
-process.on('exit', () => {
+function stopChildren(): void {
   for (const c of children) {
     c.kill('SIGTERM')
     // One paused for another's measurement (see `alone`) acts on the TERM only once continued.
     c.kill('SIGCONT')
   }
-})
+}
+process.on('exit', stopChildren)
 // A previous run that died may have left its nginx behind.
 try {
   process.kill(Number(readFileSync(join(work, 'nginx.pid'), 'utf8')), 'SIGTERM')
@@ -255,11 +256,11 @@ async function startGateway(name: string, entry: string, port: number, env: Reco
   return gw
 }
 if (!only || only.includes('noauth')) {
-  const gw = await startGateway('noauth', 'bench/gateway-noauth.ts', 19083, { DATA_DIR: join(work, `data-noauth-${Date.now()}`) })
+  const gw = await startGateway('noauth', 'bench/gateway-noauth.ts', 19083, { DATA_DIR: join(work, 'data-noauth') })
   targets.push({ name: 'noauth', label: 'gateway, auth replaced by allow-all (bench only)', url: 'http://127.0.0.1:19083', pid: gw.pid })
 }
 if (!only || only.includes('embedded')) {
-  const gw = await startGateway('embedded', 'src/main.ts', 19080, { DATA_DIR: join(work, `data-embedded-${Date.now()}`) })
+  const gw = await startGateway('embedded', 'src/main.ts', 19080, { DATA_DIR: join(work, 'data-embedded') })
   targets.push({
     name: 'embedded',
     label: 'neuronetz-gateway, embedded (SQLite, in-process)',
@@ -275,7 +276,7 @@ if (!only || only.includes('multi')) {
   const backends = `a=${upstream},b=http://127.0.0.1:19435,c=http://127.0.0.1:19436`
   const gw = await startGateway('multi', 'src/main.ts', 19085, {
     OLLAMA_BACKENDS: backends,
-    DATA_DIR: join(work, `data-multi-${Date.now()}`),
+    DATA_DIR: join(work, 'data-multi'),
   })
   targets.push({
     name: 'multi',
@@ -705,10 +706,7 @@ const previous = (() => {
 writeFileSync(join(import.meta.dir, 'RESULTS.md'), lines.join('\n') + previous)
 process.stdout.write(`${lines.join('\n')}\n`)
 // The gateways flush their audit buffers on SIGTERM; their data goes once they have exited.
-for (const c of children) {
-  c.kill('SIGTERM')
-  c.kill('SIGCONT')
-}
+stopChildren()
 await Promise.race([Promise.all(children.map((c) => c.exited)), Bun.sleep(10_000)])
 removeRunData()
 process.exit(0)
