@@ -1,6 +1,10 @@
 // Runs once before the suite (bunfig.toml preload). The suite needs a real Postgres and Redis; when
 // either is unreachable it stops here with one message saying how to start them, never skipping.
-import { existsSync } from 'node:fs'
+
+import { afterAll } from 'bun:test'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import postgres from 'postgres'
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from './infra.ts'
@@ -51,3 +55,11 @@ if (problems.length > 0) {
   )
   process.exit(1)
 }
+
+// Every temporary directory of the run (the gateways' data directories, the stores' files, the TLS
+// certificates, the browser test's binary) is made under one directory of the run's own, removed after
+// the last test (a hook in this preload runs once for the whole run). The gateways the tests start
+// inherit it as their TMPDIR.
+const runTmp = mkdtempSync(join(tmpdir(), 'nnz-run-'))
+process.env.TMPDIR = runTmp
+afterAll(() => rmSync(runTmp, { recursive: true, force: true }))
