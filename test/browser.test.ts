@@ -2,7 +2,7 @@
 // reachable beyond loopback, sees the operations, authorises with a key and executes GET /admin/keys
 // from the page. The screenshot is kept in test-artifacts/.
 import { afterAll, beforeAll, expect, test } from 'bun:test'
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { chromium } from 'playwright-core'
@@ -13,15 +13,13 @@ const ROOT = join(import.meta.dir, '..')
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const fake = new FakeOllama()
 let gw: GatewayProcess
-/** The binary's copy (about 110 MB) and its data directory; removed after the test. */
-let dir: string | undefined
 
 beforeAll(async () => {
   if (!existsSync(CHROMIUM))
     throw new Error(`the browser test needs Chromium at ${CHROMIUM}: apt-get install chromium (or set CHROMIUM_PATH)`)
   const build = Bun.spawnSync([BUN, join(ROOT, 'scripts/build.ts')], { cwd: ROOT })
   if (build.exitCode !== 0) throw new Error(`build failed: ${build.stderr.toString()}`)
-  dir = mkdtempSync(join(tmpdir(), 'nnz-browser-'))
+  const dir = mkdtempSync(join(tmpdir(), 'nnz-browser-'))
   copyFileSync(join(ROOT, 'dist/neuronetz-gateway'), join(dir, 'neuronetz-gateway'))
   fake.start()
   gw = await startGateway({
@@ -33,7 +31,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await gw?.stop()
   await fake.stop()
-  if (dir) rmSync(dir, { recursive: true, force: true })
 }, 30_000)
 
 test('Swagger UI on the binary: operations listed, Authorize with a key, GET /admin/keys executed', async () => {
