@@ -388,3 +388,56 @@ describe('the embedded store’s audit thread (SPEC §4.10, §7): off the event 
     }
   })
 })
+
+describe('the embedded store’s key watcher (SPEC §4.5)', () => {
+  test('its own key writes are not changes made elsewhere: only another process’s expire the cache', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nnz-key-watch-'))
+    const store = new SqliteStore(dir)
+    stores.push(store)
+    await store.migrate()
+    let resyncs = 0
+    const stop = await store.watchKeys(
+      () => {},
+      () => resyncs++,
+    )
+    try {
+      // What the admin API does through this store: the key service evicts these in process. Expiring
+      // every cached key as well dropped any verification in flight, which then ran argon2 again.
+      const key = (id: string) => ({
+        id,
+        hash: 'h',
+        name: id,
+        scopes: ['inference' as const],
+        allowedModels: [],
+        limits: {},
+        metadata: {},
+        expiresAt: null,
+        createdAt: 1,
+        updatedAt: 1,
+        revokedAt: null,
+        lastUsedAt: null,
+      })
+      await store.insertKey(key('k_own_1'))
+      await store.updateKey('k_own_1', { name: 'renamed', limits: { rpm: 5 } })
+      await store.revokeKey('k_own_1')
+      await Bun.sleep(700)
+      expect(resyncs).toBe(0)
+      // Another process's change in the same interval as one of ours is still seen.
+      const cli = new DatabaseSync(join(dir, 'neuronetz.db'))
+      cli.exec('pragma busy_timeout = 5000')
+      await store.insertKey(key('k_own_2'))
+      cli.prepare(`update api_keys set name = 'cli' where id = 'k_own_2'`).run()
+      await Bun.sleep(700)
+      expect(resyncs).toBe(1)
+      cli.prepare(`update api_keys set revoked_at = 2, updated_at = 2 where id = 'k_own_2'`).run()
+      await Bun.sleep(700)
+      expect(resyncs).toBe(2)
+      cli.close()
+      await store.updateKey('k_own_2', { name: 'back' })
+      await Bun.sleep(700)
+      expect(resyncs).toBe(2)
+    } finally {
+      await stop()
+    }
+  })
+})

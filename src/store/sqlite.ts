@@ -36,6 +36,11 @@ export class SqliteStore implements Store {
   private readonly auditInline: AuditInserter
   /** Started on the first audit batch; undefined until then, and for good once it has failed. */
   private auditThread?: AuditThread
+  /**
+   * Key rows this connection changed since the key watcher last looked (see watchKeys): the change
+   * counter moves for them too, but they are not changes made elsewhere.
+   */
+  private ownKeyChanges = 0
 
   constructor(
     dataDir: string,
@@ -79,7 +84,7 @@ export class SqliteStore implements Store {
   }
 
   async insertKey(r: KeyRecord): Promise<void> {
-    this.db
+    const { changes } = this.db
       .prepare(
         `insert into api_keys (id, hash, name, scopes, allowed_models, limits, metadata, expires_at, created_at, updated_at, revoked_at, last_used_at)
          values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -98,6 +103,7 @@ export class SqliteStore implements Store {
         r.revokedAt,
         r.lastUsedAt,
       )
+    this.ownKeyChanges += Number(changes)
   }
 
   async getKey(id: string): Promise<KeyRecord | undefined> {
@@ -148,13 +154,17 @@ export class SqliteStore implements Store {
     if (changes.limits !== undefined) column('limits', JSON.stringify(changes.limits))
     if (changes.metadata !== undefined) column('metadata', JSON.stringify(changes.metadata))
     if (changes.expiresAt !== undefined) column('expires_at', changes.expiresAt)
-    this.db.prepare(`update api_keys set ${sets.join(', ')} where id = ?`).run(...params, id)
+    const written = this.db.prepare(`update api_keys set ${sets.join(', ')} where id = ?`).run(...params, id)
+    this.ownKeyChanges += Number(written.changes)
     return this.getKey(id)
   }
 
   async revokeKey(id: string): Promise<KeyRecord | undefined> {
     const now = Date.now()
-    this.db.prepare('update api_keys set revoked_at = coalesce(revoked_at, ?), updated_at = ? where id = ?').run(now, now, id)
+    const { changes } = this.db
+      .prepare('update api_keys set revoked_at = coalesce(revoked_at, ?), updated_at = ? where id = ?')
+      .run(now, now, id)
+    this.ownKeyChanges += Number(changes)
     return this.getKey(id)
   }
 
@@ -240,20 +250,23 @@ export class SqliteStore implements Store {
    * may change keys from another process: the key change counter (migration 004, kept by triggers)
    * moves with every change to a key, and when it does the whole key cache is expired. SQLite's
    * data_version cannot tell this: it moves for every commit of the audit thread too. The process's
-   * own key changes move the counter as well, and expire the cache once more, which costs each key in
-   * use one read of its record.
+   * own key writes move the counter as well and are counted out: expiring the cache for them would cost
+   * each key in use a read of its record, and drop any verification in flight, which then ran argon2
+   * again (a key's first request just after another key was created).
    */
   async watchKeys(_onChange: (id: string) => void, onResync: () => void): Promise<() => Promise<void>> {
     const keyChanges = this.db.prepare('select n from key_changes where id = 1')
     const changes = () => Number((keyChanges.get() as { n: number } | undefined)?.n ?? 0)
     let seen = changes()
+    this.ownKeyChanges = 0
     const timer = setInterval(() => {
       if (!this.db.isOpen) return
+      // The counter only grows, by one for each key row written.
       const now = changes()
-      if (now !== seen) {
-        seen = now
-        onResync()
-      }
+      const elsewhere = now - seen - this.ownKeyChanges
+      seen = now
+      this.ownKeyChanges = 0
+      if (elsewhere !== 0) onResync()
     }, 500)
     ;(timer as { unref?: () => void }).unref?.()
     return async () => clearInterval(timer)
