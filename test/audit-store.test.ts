@@ -16,7 +16,7 @@ import { SQLITE_AUDIT_THREAD } from '../src/services.ts'
 import { POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS } from '../src/store/migrations.ts'
 import { AUDIT_COPY_SQL, auditCopyBinary } from '../src/store/pg-copy.ts'
 import { PostgresStore } from '../src/store/postgres.ts'
-import { SqliteStore } from '../src/store/sqlite.ts'
+import { SqliteStore, type SqliteStoreOptions } from '../src/store/sqlite.ts'
 import type { Store } from '../src/store/store.ts'
 import { sampleAuditEvent } from './helpers/audit-events.ts'
 import { type FreshDatabase, freshDatabase } from './helpers/infra.ts'
@@ -340,6 +340,22 @@ describe('audit COPY, binary format (SPEC §4.10, §7): Postgres takes every bat
   })
 })
 
+/** A migrated embedded store whose key watcher counts the times it would expire the whole key cache. */
+async function watchedSqlite(prefix: string, opts: SqliteStoreOptions = {}) {
+  const dir = mkdtempSync(join(tmpdir(), prefix))
+  const store = new SqliteStore(dir, opts)
+  stores.push(store)
+  await store.migrate()
+  const watched = { dir, store, resyncs: 0, stop: async () => {} }
+  watched.stop = await store.watchKeys(
+    () => {},
+    () => {
+      watched.resyncs++
+    },
+  )
+  return watched
+}
+
 describe('the embedded store’s audit thread (SPEC §4.10, §7): off the event loop, and nothing lost if it cannot run', () => {
   test('a thread that cannot start (its module missing): every batch is inserted on the calling thread instead', async () => {
     const store = new SqliteStore(mkdtempSync(join(tmpdir(), 'nnz-audit-thread-')), {
@@ -353,53 +369,39 @@ describe('the embedded store’s audit thread (SPEC §4.10, §7): off the event 
   })
 
   test('the thread’s commits are not key changes: the key watcher expires the cache only for a change to a key', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'nnz-audit-thread-'))
-    const store = new SqliteStore(dir, { auditThread: SQLITE_AUDIT_THREAD })
-    stores.push(store)
-    await store.migrate()
-    let resyncs = 0
-    const stop = await store.watchKeys(
-      () => {},
-      () => resyncs++,
-    )
+    const watched = await watchedSqlite('nnz-audit-thread-', { auditThread: SQLITE_AUDIT_THREAD })
+    const { dir, store } = watched
     try {
       // Audit batches from the thread for 1.5 s: three checks of the watcher, each after audit commits.
       for (let i = 0; i < 15; i++) {
         await store.insertAudit([event(100 + i)])
         await Bun.sleep(100)
       }
-      expect(resyncs).toBe(0)
+      expect(watched.resyncs).toBe(0)
       // Another process (the CLI) revokes a key: seen within a check.
       const cli = new DatabaseSync(join(dir, 'neuronetz.db'))
       cli.exec('pragma busy_timeout = 5000')
       cli.prepare(`insert into api_keys (id, hash, name, created_at, updated_at) values ('k_watch', 'h', 'w', 1, 1)`).run()
       await Bun.sleep(700)
-      expect(resyncs).toBe(1)
+      expect(watched.resyncs).toBe(1)
       cli.prepare(`update api_keys set revoked_at = 2, updated_at = 2 where id = 'k_watch'`).run()
       await Bun.sleep(700)
-      expect(resyncs).toBe(2)
+      expect(watched.resyncs).toBe(2)
       // A use time (last_used_at) is not a change.
       cli.prepare(`update api_keys set last_used_at = 3 where id = 'k_watch'`).run()
       await Bun.sleep(700)
-      expect(resyncs).toBe(2)
+      expect(watched.resyncs).toBe(2)
       cli.close()
     } finally {
-      await stop()
+      await watched.stop()
     }
   })
 })
 
 describe('the embedded store’s key watcher (SPEC §4.5)', () => {
   test('its own key writes are not changes made elsewhere: only another process’s expire the cache', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'nnz-key-watch-'))
-    const store = new SqliteStore(dir)
-    stores.push(store)
-    await store.migrate()
-    let resyncs = 0
-    const stop = await store.watchKeys(
-      () => {},
-      () => resyncs++,
-    )
+    const watched = await watchedSqlite('nnz-key-watch-')
+    const { dir, store } = watched
     try {
       // What the admin API does through this store: the key service evicts these in process. Expiring
       // every cached key as well dropped any verification in flight, which then ran argon2 again.
@@ -421,23 +423,23 @@ describe('the embedded store’s key watcher (SPEC §4.5)', () => {
       await store.updateKey('k_own_1', { name: 'renamed', limits: { rpm: 5 } })
       await store.revokeKey('k_own_1')
       await Bun.sleep(700)
-      expect(resyncs).toBe(0)
+      expect(watched.resyncs).toBe(0)
       // Another process's change in the same interval as one of ours is still seen.
       const cli = new DatabaseSync(join(dir, 'neuronetz.db'))
       cli.exec('pragma busy_timeout = 5000')
       await store.insertKey(key('k_own_2'))
       cli.prepare(`update api_keys set name = 'cli' where id = 'k_own_2'`).run()
       await Bun.sleep(700)
-      expect(resyncs).toBe(1)
+      expect(watched.resyncs).toBe(1)
       cli.prepare(`update api_keys set revoked_at = 2, updated_at = 2 where id = 'k_own_2'`).run()
       await Bun.sleep(700)
-      expect(resyncs).toBe(2)
+      expect(watched.resyncs).toBe(2)
       cli.close()
       await store.updateKey('k_own_2', { name: 'back' })
       await Bun.sleep(700)
-      expect(resyncs).toBe(2)
+      expect(watched.resyncs).toBe(2)
     } finally {
-      await stop()
+      await watched.stop()
     }
   })
 })
