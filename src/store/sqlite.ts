@@ -83,27 +83,28 @@ export class SqliteStore implements Store {
     if (this.db.isOpen) this.db.close()
   }
 
+  /** Key writes the change counter counts (all but use times) go through here: the watcher leaves them out. */
+  private writeKey(sql: string, ...params: SQLInputValue[]): void {
+    this.ownKeyChanges += Number(this.db.prepare(sql).run(...params).changes)
+  }
+
   async insertKey(r: KeyRecord): Promise<void> {
-    const { changes } = this.db
-      .prepare(
-        `insert into api_keys (id, hash, name, scopes, allowed_models, limits, metadata, expires_at, created_at, updated_at, revoked_at, last_used_at)
-         values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(
-        r.id,
-        r.hash,
-        r.name,
-        JSON.stringify(r.scopes),
-        JSON.stringify(r.allowedModels),
-        JSON.stringify(r.limits),
-        JSON.stringify(r.metadata),
-        r.expiresAt,
-        r.createdAt,
-        r.updatedAt,
-        r.revokedAt,
-        r.lastUsedAt,
-      )
-    this.ownKeyChanges += Number(changes)
+    this.writeKey(
+      `insert into api_keys (id, hash, name, scopes, allowed_models, limits, metadata, expires_at, created_at, updated_at, revoked_at, last_used_at)
+       values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      r.id,
+      r.hash,
+      r.name,
+      JSON.stringify(r.scopes),
+      JSON.stringify(r.allowedModels),
+      JSON.stringify(r.limits),
+      JSON.stringify(r.metadata),
+      r.expiresAt,
+      r.createdAt,
+      r.updatedAt,
+      r.revokedAt,
+      r.lastUsedAt,
+    )
   }
 
   async getKey(id: string): Promise<KeyRecord | undefined> {
@@ -154,17 +155,13 @@ export class SqliteStore implements Store {
     if (changes.limits !== undefined) column('limits', JSON.stringify(changes.limits))
     if (changes.metadata !== undefined) column('metadata', JSON.stringify(changes.metadata))
     if (changes.expiresAt !== undefined) column('expires_at', changes.expiresAt)
-    const written = this.db.prepare(`update api_keys set ${sets.join(', ')} where id = ?`).run(...params, id)
-    this.ownKeyChanges += Number(written.changes)
+    this.writeKey(`update api_keys set ${sets.join(', ')} where id = ?`, ...params, id)
     return this.getKey(id)
   }
 
   async revokeKey(id: string): Promise<KeyRecord | undefined> {
     const now = Date.now()
-    const { changes } = this.db
-      .prepare('update api_keys set revoked_at = coalesce(revoked_at, ?), updated_at = ? where id = ?')
-      .run(now, now, id)
-    this.ownKeyChanges += Number(changes)
+    this.writeKey('update api_keys set revoked_at = coalesce(revoked_at, ?), updated_at = ? where id = ?', now, now, id)
     return this.getKey(id)
   }
 
