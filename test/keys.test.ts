@@ -236,6 +236,55 @@ for (const mode of modes) {
       expect(after).toMatchObject({ name: 'stable', scopes: ['inference'], limits: {}, expires_at: null })
     })
 
+    test('an admin body is read as JSON whatever its content type (curl -d sends a form type)', async () => {
+      const res = await fetch(`${gw.url}/admin/keys`, {
+        method: 'POST',
+        headers: { ...gw.auth, 'content-type': 'application/x-www-form-urlencoded' },
+        body: '{"name":"from curl -d","limits":{"rpm":5}}',
+      })
+      expect(res.status).toBe(201)
+      expect(await res.json()).toMatchObject({ name: 'from curl -d', limits: { rpm: 5 } })
+    })
+
+    test('the admin key is checked before the body or query: 401/403 whatever was sent, audited as rejected', async () => {
+      const { key } = await createKey({ name: 'not an admin' })
+      const attempts: Array<[string, Record<string, string>, number, string]> = [
+        ['no-key-bad-body', {}, 401, 'API key required'],
+        ['bad-key-bad-body', { authorization: 'Bearer nnz_AAAAAAAAAAAA_wrong' }, 401, 'API key'],
+        ['inference-key-bad-body', { authorization: `Bearer ${key}` }, 403, "API key lacks the 'admin' scope"],
+      ]
+      for (const [id, headers, status, message] of attempts) {
+        const res = await fetch(`${gw.url}/admin/keys?limit=abc`, {
+          method: 'POST',
+          headers: { ...headers, 'content-type': 'application/json', 'x-request-id': id },
+          body: '{"name":5,',
+        })
+        expect(`${id}: ${res.status}`).toBe(`${id}: ${status}`)
+        expect((await res.json()).error.message).toStartWith(message)
+      }
+      const ids = attempts.map(([id]) => id)
+      let rows: Array<{ request_id: string; status: number; outcome: string }> = []
+      for (let i = 0; i < 50 && rows.length < ids.length; i++) {
+        await Bun.sleep(100)
+        const page = await (await admin('/admin/audit?outcome=rejected&limit=1000')).json()
+        rows = page.items.filter((e: { request_id: string }) => ids.includes(e.request_id))
+      }
+      expect(rows.map((e) => `${e.request_id} ${e.status} ${e.outcome}`).sort()).toEqual([
+        'bad-key-bad-body 401 rejected',
+        'inference-key-bad-body 403 rejected',
+        'no-key-bad-body 401 rejected',
+      ])
+    })
+
+    test('an admin body above MAX_BODY_MB is refused from its declared length (413); without a key it is not read (401)', async () => {
+      const huge = ['Content-Type: application/json', `Content-Length: ${200 * 1024 * 1024}`]
+      const adminKey = gw.auth.authorization
+      expect(await rawRequest(gw.port, 'POST /admin/keys HTTP/1.1', [`Authorization: ${adminKey}`, ...huge], '{"name":')).toBe(
+        'HTTP/1.1 413 Payload Too Large',
+      )
+      expect(await rawRequest(gw.port, 'POST /admin/keys HTTP/1.1', huge, '{"name":')).toBe('HTTP/1.1 401 Unauthorized')
+    })
+
     test('paths are matched after normalisation: /api/../admin does not bypass the admin scope', async () => {
       const { key } = await createKey({ name: 'sneaky' })
       for (const path of ['/api/../admin/keys', '/api/%2e%2e/admin/keys', '/v1/..%2fadmin/keys', '//admin/keys']) {
@@ -293,9 +342,14 @@ for (const mode of modes) {
 
 /** One request with the path exactly as written (fetch would normalise it first). */
 function rawGet(port: number, path: string, key: string): Promise<string> {
+  return rawRequest(port, `GET ${path} HTTP/1.1`, [`Authorization: Bearer ${key}`])
+}
+
+/** Sends a request head (and `body`, if any) as written, without the body a header may promise; answers the status line. */
+function rawRequest(port: number, requestLine: string, headers: string[], body = ''): Promise<string> {
   return new Promise((resolve, reject) => {
     const socket = connect(port, '127.0.0.1', () => {
-      socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${key}\r\nConnection: close\r\n\r\n`)
+      socket.write(`${requestLine}\r\nHost: 127.0.0.1\r\n${headers.map((h) => `${h}\r\n`).join('')}Connection: close\r\n\r\n${body}`)
     })
     let data = ''
     socket.on('data', (chunk) => {

@@ -1,8 +1,8 @@
 // SPEC §4.11: GET /admin/audit (filters, cursor paging) and GET /admin/usage (requests and tokens per
 // key, model and day over a time range). Scope `admin`.
-import { Elysia, t } from 'elysia'
+import { t } from 'elysia'
 import { GatewayError } from '../errors.ts'
-import { adminResolve } from '../keys/guard.ts'
+import { adminPlugin } from '../keys/guard.ts'
 import type { Services } from '../services.ts'
 import { type AuditOutcome, decodeAuditCursor } from './event.ts'
 
@@ -31,8 +31,7 @@ function time(name: string, value: string | undefined): number | undefined {
 }
 
 export function adminAuditRoutes(services: Services) {
-  return new Elysia({ name: 'admin-audit', prefix: '/admin' })
-    .resolve(adminResolve(services))
+  return adminPlugin(services, 'admin-audit')
     .get(
       '/audit',
       async ({ query }) => {

@@ -1,7 +1,7 @@
 // SPEC §4.11: GET /admin/backends (health, models, loaded models, in flight, queue, breaker) and
 // POST /admin/backends/refresh (poll every backend now).
-import { Elysia, t } from 'elysia'
-import { adminResolve } from '../keys/guard.ts'
+import { t } from 'elysia'
+import { adminPlugin } from '../keys/guard.ts'
 import type { Services } from '../services.ts'
 
 const BackendView = t.Object({
@@ -22,8 +22,7 @@ const List = t.Object({ backends: t.Array(BackendView) })
 
 export function adminBackendRoutes(services: Services) {
   const view = () => ({ backends: services.backends.all.map((b) => b.describe()) as Array<typeof BackendView.static> })
-  return new Elysia({ name: 'admin-backends', prefix: '/admin' })
-    .resolve(adminResolve(services))
+  return adminPlugin(services, 'admin-backends')
     .get('/backends', view, { response: List, detail: { tags: ['admin'], summary: 'Backends: health, models, load, queue, breaker' } })
     .post(
       '/backends/refresh',

@@ -1,11 +1,11 @@
 // SPEC §4.11: the key administration API (scope `admin`). The TypeBox schemas validate, type the
 // handlers and document the routes in OpenAPI.
-import { Elysia, t } from 'elysia'
+import { t } from 'elysia'
 import { recordAdminEvent } from '../audit/admin-event.ts'
 import { GatewayError } from '../errors.ts'
 import type { Services } from '../services.ts'
 import { decodeCursor } from '../store/store.ts'
-import { adminResolve } from './guard.ts'
+import { adminPlugin } from './guard.ts'
 import { KeyView, keyView, LimitsSchema, ScopeSchema } from './present.ts'
 import type { KeyPatch } from './service.ts'
 
@@ -63,8 +63,7 @@ const errors = { 400: AdminError, 401: AdminError, 403: AdminError, 404: AdminEr
 
 export function adminKeyRoutes(services: Services) {
   const { keys } = services
-  return new Elysia({ name: 'admin-keys', prefix: '/admin' })
-    .resolve(adminResolve(services))
+  return adminPlugin(services, 'admin-keys')
     .post(
       '/keys',
       async ({ body, set, request, admin }) => {
@@ -74,6 +73,8 @@ export function adminKeyRoutes(services: Services) {
         return { key: issued.key, ...keyView(issued.record) }
       },
       {
+        // Documents the body as JSON; adminPlugin's own parser runs before this one and reads it.
+        parse: 'json',
         body: CreateBody,
         response: { 201: IssuedView, ...errors },
         detail: { tags: ['admin'], summary: 'Create a key (the key is in the answer, once)' },
@@ -112,6 +113,7 @@ export function adminKeyRoutes(services: Services) {
       },
       {
         params: IdParams,
+        parse: 'json',
         body: PatchBody,
         response: { 200: KeyView, ...errors },
         detail: { tags: ['admin'], summary: 'Change name, scopes, models, limits, expiry or metadata' },
