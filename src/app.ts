@@ -13,6 +13,7 @@ import { metricsRoutes } from './metrics/routes.ts'
 import { requestIdOf } from './proxy/headers.ts'
 import { proxyRoutes } from './proxy/routes.ts'
 import type { Services } from './services.ts'
+import { type Sent, validationMessage } from './validation.ts'
 
 export function createApp(services: Services) {
   const { log } = services
@@ -27,8 +28,9 @@ export function createApp(services: Services) {
     })
   }
   return app
-    .onError(({ code, error, request }) => {
-      const response = renderError(code, error, request)
+    .onError((context) => {
+      const { code, error, request } = context
+      const response = renderError(code, error, request, context as Sent)
       return cors ? cors.decorate(request, response) : response
     })
     .use(docsRoutes(services))
@@ -39,7 +41,7 @@ export function createApp(services: Services) {
     .use(metricsRoutes(services))
     .use(proxyRoutes(services))
 
-  function renderError(code: string | number, error: unknown, request: Request): Response {
+  function renderError(code: string | number, error: unknown, request: Request, sent: Sent): Response {
     const url = new URL(request.url)
     const requestId = requestIdOf(request)
     const dialect = dialectOf(url.pathname)
@@ -63,20 +65,16 @@ export function createApp(services: Services) {
       case 'NOT_FOUND':
         return errorResponse(new GatewayError('not_found', `${request.method} ${url.pathname} not found`), dialect, requestId)
       case 'PARSE':
+        return errorResponse(new GatewayError('bad_request', 'request body could not be parsed; send a JSON object'), dialect, requestId)
       case 'VALIDATION':
-        return errorResponse(new GatewayError('bad_request', validationMessage(error)), dialect, requestId)
-      default:
-        // SPEC §5: never leak internals; the request id lets an operator find the logged cause.
-        log.error('unhandled error', { request_id: requestId, path: url.pathname, code, err: error })
-        return errorResponse(new GatewayError('internal', `internal error; quote request id ${requestId}`), dialect, requestId)
+        // An answer that fails its own schema is the gateway's fault, not the client's.
+        if ((error as { type?: string }).type === 'response') break
+        return errorResponse(new GatewayError('bad_request', validationMessage(error, sent)), dialect, requestId)
     }
+    // SPEC §5: never leak internals; the request id lets an operator find the logged cause.
+    log.error('unhandled error', { request_id: requestId, path: url.pathname, code, err: error })
+    return errorResponse(new GatewayError('internal', `internal error; quote request id ${requestId}`), dialect, requestId)
   }
-}
-
-function validationMessage(error: unknown): string {
-  const summary = (error as { all?: Array<{ summary?: string; path?: string }> }).all?.[0]
-  if (summary?.summary) return `invalid request: ${summary.path ? `${summary.path}: ` : ''}${summary.summary}`
-  return 'invalid request body'
 }
 
 export type App = ReturnType<typeof createApp>

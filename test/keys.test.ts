@@ -215,25 +215,61 @@ for (const mode of modes) {
       expect(revoked.items.every((k: { state: string }) => k.state === 'revoked')).toBe(true)
     })
 
-    test('bad admin input gets a clear 400 and changes nothing', async () => {
+    test('bad admin input gets a 400 that names the field, what it must be and what came, and changes nothing (SPEC §5)', async () => {
       const created = await createKey({ name: 'stable' })
-      const cases: Array<[string, string, RequestInit]> = [
-        ['unknown field', `/admin/keys/${created.id}`, { method: 'PATCH', body: '{"scope":["admin"]}' }],
-        ['bad scope', `/admin/keys/${created.id}`, { method: 'PATCH', body: '{"scopes":["root"]}' }],
-        ['bad limit', `/admin/keys/${created.id}`, { method: 'PATCH', body: '{"limits":{"rpm":0}}' }],
-        ['bad date', `/admin/keys/${created.id}`, { method: 'PATCH', body: '{"expires_at":"tomorrow"}' }],
-        ['empty name', '/admin/keys', { method: 'POST', body: '{"name":""}' }],
-        ['not json', '/admin/keys', { method: 'POST', body: '{' }],
+      const key = `/admin/keys/${created.id}`
+      const cases: Array<[string, RequestInit, string]> = [
+        [
+          key,
+          { method: 'PATCH', body: '{"scope":["admin"]}' },
+          "unknown field 'scope'; known: name, scopes, allowed_models, limits, metadata, expires_at",
+        ],
+        [
+          key,
+          { method: 'PATCH', body: '{"scopes":["root"]}' },
+          `field 'scopes.0' must be one of 'inference', 'models:write' or 'admin'; got "root"`,
+        ],
+        [
+          key,
+          { method: 'PATCH', body: '{"scopes":[]}' },
+          "field 'scopes' must be a non-empty list, each one of 'inference', 'models:write' or 'admin', without repeats; got []",
+        ],
+        [key, { method: 'PATCH', body: '{"limits":{"rpm":0}}' }, "field 'limits.rpm' must be an integer of at least 1; got 0"],
+        // A number sent as a string is converted before it is checked; the field is still named.
+        [key, { method: 'PATCH', body: '{"limits":{"tpm":"-5"}}' }, "field 'limits.tpm' must be an integer of at least 1; got -5"],
+        [key, { method: 'PATCH', body: '{"limits":{"rpn":1}}' }, "unknown field 'limits.rpn'; known: rpm, tpm, max_concurrency"],
+        [
+          key,
+          { method: 'PATCH', body: '{"expires_at":"tomorrow"}' },
+          `field 'expires_at' must be an ISO 8601 date-time such as 2027-01-31T12:00:00Z or null; got "tomorrow"`,
+        ],
+        [key, { method: 'PATCH', body: '{"metadata":"x"}' }, `field 'metadata' must be a JSON object; got "x"`],
+        [key, { method: 'PATCH', body: '[1]' }, 'request body must be a JSON object'],
+        ['/admin/keys', { method: 'POST', body: '{"name":""}' }, `field 'name' must be a string of 1 to 200 characters; got ""`],
+        ['/admin/keys', { method: 'POST', body: '{}' }, "field 'name' is required"],
+        ['/admin/keys', { method: 'POST', body: '' }, "field 'name' is required"],
+        ['/admin/keys', { method: 'POST', body: '{' }, 'request body is not valid JSON: '],
+        ['/admin/keys?limit=abc', {}, `query parameter 'limit' must be an integer from 1 to 200; got "abc"`],
+        ['/admin/keys?limit=0', {}, "query parameter 'limit' must be an integer from 1 to 200; got 0"],
+        ['/admin/keys?state=gone', {}, `query parameter 'state' must be one of 'active', 'revoked' or 'expired'; got "gone"`],
+        [
+          '/admin/audit?since=yesterday',
+          {},
+          "unknown query parameter 'since'; known: key_id, model, status, outcome, from, to, limit, cursor",
+        ],
+        ['/admin/keys/nope', {}, `path parameter 'id' must be the 12-character key id; got "nope"`],
       ]
-      for (const [what, path, init] of cases) {
+      for (const [path, init, message] of cases) {
         const res = await admin(path, init)
-        expect(`${what}: ${res.status}`).toBe(`${what}: 400`)
         const body = await res.json()
-        expect(body.error).toMatchObject({ code: 'bad_request', message: expect.any(String), request_id: res.headers.get('x-request-id') })
+        expect(`${path} ${init.body ?? ''}: ${res.status}`).toBe(`${path} ${init.body ?? ''}: 400`)
+        expect(body.error).toMatchObject({ code: 'bad_request', request_id: res.headers.get('x-request-id') })
+        if (message.endsWith(': ')) expect(body.error.message).toStartWith(message)
+        else expect(body.error.message).toBe(message)
       }
       expect((await admin('/admin/keys/zzzzzzzzzzzz')).status).toBe(404)
       const after = await (await admin(`/admin/keys/${created.id}`)).json()
-      expect(after).toMatchObject({ name: 'stable', scopes: ['inference'], limits: {}, expires_at: null })
+      expect(after).toMatchObject({ name: 'stable', scopes: ['inference'], limits: {}, metadata: {}, expires_at: null })
     })
 
     test('an admin body is read as JSON whatever its content type (curl -d sends a form type)', async () => {
