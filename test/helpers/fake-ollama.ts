@@ -156,9 +156,9 @@ export class FakeOllama {
     }
     if (p.startsWith('/v1/models/')) {
       const id = decodeURIComponent(p.slice('/v1/models/'.length))
-      const m = this.models.find((x) => x.name === id)
-      if (!m) return openaiError(404, `model "${id}" not found`)
-      return Response.json({ id: m.name, object: 'model', created: 1700000000, owned_by: 'library' })
+      // As Ollama's retrieve: the name resolved as for /api/show, the id echoed as asked.
+      if (!this.has(id)) return openaiError(404, `model "${id}" not found`)
+      return Response.json({ id, object: 'model', created: 1700000000, owned_by: 'library' })
     }
 
     const model = (json.model ?? json.name) as string | undefined
