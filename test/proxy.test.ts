@@ -335,6 +335,8 @@ describe('errors in the route dialect (SPEC §5)', () => {
       ['/api/chat', '[1,2]', 400, 'request body must be a JSON object'],
       ['/api/chat', '{"messages":[]}', 400, 'model is required'],
       ['/api/copy', '{"destination":"x"}', 400, 'source is required'],
+      ['/api/chat', '{"model":42}', 400, 'model must be a model name such as "llama3.2"; got 42'],
+      ['/api/show', '{"name":""}', 400, 'name must be a model name such as "llama3.2"; got ""'],
     ]
     for (const [path, body, status, message] of cases) {
       const res = await post(path, body)

@@ -96,6 +96,14 @@ export function modelOf(json: Record<string, unknown>, fields: readonly string[]
   return undefined
 }
 
+/** The 400 for a body with no usable model name: the field is absent, or not a non-empty string. */
+export function modelProblem(json: Record<string, unknown>, fields: readonly string[]): string {
+  const field = fields.find((f) => json[f] !== undefined)
+  if (field === undefined) return `${fields[0]} is required`
+  const sent = JSON.stringify(json[field]) ?? ''
+  return `${field} must be a model name such as "llama3.2"; got ${sent.length > 60 ? `${sent.slice(0, 60)}…` : sent}`
+}
+
 /** Whether the client asked for a stream; absent `stream` follows the surface's default (UPSTREAM §1). */
 export function wantsStream(json: Record<string, unknown>, byDefault: boolean): boolean {
   const value = json.stream

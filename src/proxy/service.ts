@@ -17,7 +17,7 @@ import { Cancel, headerValue, type RuntimeClient, relayStream, type StreamedResp
 import type { InFlight } from '../runtime/inflight.ts'
 import type { KeyRecord } from '../store/store.ts'
 import { aggregateListing } from './aggregate.ts'
-import { modelOf, readJsonBody, wantsStream } from './body.ts'
+import { modelOf, modelProblem, readJsonBody, wantsStream } from './body.ts'
 import type { Endpoint } from './endpoints.ts'
 import { clientResponseHeaders, isStreamingType, upstreamRequestHeaders } from './headers.ts'
 import { chainTaps, type MeterKind, MeterTap, type Usage, UsageChunkStripper, withIncludeUsage } from './meter.ts'
@@ -219,7 +219,8 @@ export function createProxy(deps: ProxyDeps) {
         x.bytesIn = parsed.bytes.byteLength
         x.model = modelOf(parsed.json, endpoint.modelFields ?? [])
         x.stream = wantsStream(parsed.json, endpoint.streamByDefault)
-        if (x.model === undefined && endpoint.modelFields) throw new GatewayError('bad_request', `${endpoint.modelFields[0]} is required`)
+        if (x.model === undefined && endpoint.modelFields)
+          throw new GatewayError('bad_request', modelProblem(parsed.json, endpoint.modelFields))
         // /api/copy names a second model, which the key must also be allowed to use.
         const destination = endpoint.path === '/api/copy' ? parsed.json.destination : undefined
         if (x.model !== undefined && !modelAllowed(key, x.model))
