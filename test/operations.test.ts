@@ -28,8 +28,9 @@ afterAll(async () => {
 
 describe('metrics (SPEC §4.12)', () => {
   test('Prometheus text format, with values that match the traffic sent', async () => {
-    for (let i = 0; i < 5; i++)
-      await (await fetch(`${gw.url}/api/chat`, { method: 'POST', headers: gw.auth, body: '{"model":"llama3.2","messages":[]}' })).text()
+    // One model spelt three ways (UPSTREAM §5) is one series, named as /api/tags names it.
+    for (const model of ['llama3.2', 'llama3.2', 'LLAMA3.2', 'library/llama3.2:latest', 'llama3.2:latest'])
+      await (await fetch(`${gw.url}/api/chat`, { method: 'POST', headers: gw.auth, body: JSON.stringify({ model, messages: [] }) })).text()
     await (await fetch(`${gw.url}/api/chat`, { method: 'POST', body: '{"model":"llama3.2"}' })).text()
     const res = await fetch(`${gw.url}/metrics`, { headers: gw.auth })
     expect(res.headers.get('content-type')).toContain('text/plain; version=0.0.4')
@@ -40,8 +41,9 @@ describe('metrics (SPEC §4.12)', () => {
     expect(family('nnz_requests_total').type).toBe('COUNTER')
     expect(value('nnz_requests_total', { route: '/api/chat', method: 'POST', status: '200' })).toBe(5)
     expect(value('nnz_requests_total', { route: '/api/chat', status: '401' })).toBe(1)
-    expect(value('nnz_tokens_total', { model: 'llama3.2', kind: 'prompt' })).toBe(35)
-    expect(value('nnz_tokens_total', { model: 'llama3.2', kind: 'completion' })).toBe(15)
+    expect(value('nnz_tokens_total', { model: 'llama3.2:latest', kind: 'prompt' })).toBe(35)
+    expect(value('nnz_tokens_total', { model: 'llama3.2:latest', kind: 'completion' })).toBe(15)
+    expect(family('nnz_tokens_total').metrics.map((m) => m.labels?.model)).toEqual(['llama3.2:latest', 'llama3.2:latest'])
     expect(family('nnz_request_duration_seconds').type).toBe('HISTOGRAM')
     // This parser keeps only the buckets of a histogram series: the +Inf buckets add up to every request proxied.
     const observed = family('nnz_request_duration_seconds').metrics.reduce((n, m) => n + Number(m.buckets?.['+Inf'] ?? 0), 0)

@@ -26,6 +26,7 @@ interface AuditRow {
   prompt_tokens: number | null
   completion_tokens: number | null
   tokens_partial: boolean
+  model: string | null
   bytes_out: number | null
   action: string | null
   target: string | null
@@ -202,7 +203,7 @@ describe('metering (SPEC §4.9), embedded', () => {
     expect(text).not.toContain('SECRET PROMPT')
     expect(text).not.toContain(created.key.split('_')[2])
     const usage = await (await fetch(`${gw.url}/admin/usage`, { headers: gw.auth })).json()
-    const llama = usage.rows.filter((r: { model: string }) => r.model === 'llama3.2')
+    const llama = usage.rows.filter((r: { model: string }) => r.model === 'llama3.2:latest')
     expect(llama.reduce((n: number, r: { requests: number }) => n + r.requests, 0)).toBeGreaterThan(10)
     expect(llama.reduce((n: number, r: { prompt_tokens: number }) => n + r.prompt_tokens, 0)).toBeGreaterThan(70)
     const bad = await fetch(`${gw.url}/admin/audit?from=yesterday`, { headers: gw.auth })
@@ -211,6 +212,32 @@ describe('metering (SPEC §4.9), embedded', () => {
     const badCursor = await fetch(`${gw.url}/admin/audit?cursor=MTc5NTY5NDQwMDAwMDoxNw`, { headers: gw.auth })
     expect(badCursor.status).toBe(400)
     expect((await badCursor.json()).error.message).toContain('is not one this gateway issued')
+    for (const path of ['/admin/audit', '/admin/usage']) {
+      const backwards = await fetch(`${gw.url}${path}?from=2026-12-08T00:00:00Z&to=2026-12-01T00:00:00Z`, { headers: gw.auth })
+      expect(backwards.status).toBe(400)
+      expect((await backwards.json()).error.message).toBe('from (2026-12-08T00:00:00.000Z) must be before to (2026-12-01T00:00:00.000Z)')
+    }
+  })
+
+  test('one model spelt several ways is one model in the audit log, its filter and usage (UPSTREAM §5)', async () => {
+    const { key, id } = await newKey(gw, { name: 'spellings' })
+    for (const model of ['llama3.2', 'LLAMA3.2:latest', 'registry.ollama.ai/library/llama3.2'])
+      await (
+        await fetch(`${gw.url}/api/chat`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${key}` },
+          body: JSON.stringify({ model, messages: [] }),
+        })
+      ).text()
+    const rows = await eventually(
+      () => auditOf(gw, `&key_id=${id}`),
+      (r) => r.length === 3,
+    )
+    expect(rows.map((e) => e.model)).toEqual(['llama3.2:latest', 'llama3.2:latest', 'llama3.2:latest'])
+    for (const spelling of ['llama3.2', 'Library/Llama3.2:latest'])
+      expect(await auditOf(gw, `&key_id=${id}&model=${encodeURIComponent(spelling)}`)).toHaveLength(3)
+    const usage = await (await fetch(`${gw.url}/admin/usage?key_id=${id}`, { headers: gw.auth })).json()
+    expect(usage.rows).toEqual([expect.objectContaining({ key_id: id, model: 'llama3.2:latest', requests: 3, prompt_tokens: 21 })])
   })
 })
 

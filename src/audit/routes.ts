@@ -1,6 +1,7 @@
 // SPEC §4.11: GET /admin/audit (filters, cursor paging) and GET /admin/usage (requests and tokens per
 // key, model and day over a time range). Scope `admin`.
 import { t } from 'elysia'
+import { shortModel } from '../backends/model-name.ts'
 import { GatewayError } from '../errors.ts'
 import { adminPlugin } from '../keys/guard.ts'
 import type { Services } from '../services.ts'
@@ -30,6 +31,12 @@ function time(name: string, value: string | undefined): number | undefined {
   return ms
 }
 
+/** A range that ends before it starts is a mistake to report, not an empty answer. */
+function checkRange(from: number | undefined, to: number | undefined): void {
+  if (from !== undefined && to !== undefined && from >= to)
+    throw new GatewayError('bad_request', `from (${new Date(from).toISOString()}) must be before to (${new Date(to).toISOString()})`)
+}
+
 export function adminAuditRoutes(services: Services) {
   return adminPlugin(services, 'admin-audit')
     .get(
@@ -37,12 +44,14 @@ export function adminAuditRoutes(services: Services) {
       async ({ query }) => {
         const from = time('from', query.from)
         const to = time('to', query.to)
+        checkRange(from, to)
         if (query.cursor !== undefined && decodeAuditCursor(query.cursor) === undefined)
           throw new GatewayError('bad_request', `cursor '${query.cursor}' is not one this gateway issued; start again without it`)
         const page = await services.store.queryAudit({
           limit: query.limit ?? 100,
           ...(query.key_id ? { keyId: query.key_id } : {}),
-          ...(query.model ? { model: query.model } : {}),
+          // Events name a model as /api/tags does (UPSTREAM §5): any spelling of it finds them.
+          ...(query.model ? { model: shortModel(query.model) } : {}),
           ...(query.status !== undefined ? { status: query.status } : {}),
           ...(query.outcome ? { outcome: query.outcome as AuditOutcome } : {}),
           ...(from !== undefined ? { from } : {}),
@@ -58,6 +67,7 @@ export function adminAuditRoutes(services: Services) {
       async ({ query }) => {
         const to = time('to', query.to) ?? Date.now()
         const from = time('from', query.from) ?? to - 7 * 86_400_000
+        checkRange(from, to)
         const rows = await services.store.usage({ from, to, ...(query.key_id ? { keyId: query.key_id } : {}) })
         return { from: new Date(from).toISOString(), to: new Date(to).toISOString(), rows }
       },

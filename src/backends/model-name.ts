@@ -29,3 +29,20 @@ export function shortModel(name: string): string {
   if (full.startsWith(`${DEFAULT_HOST}/`)) return full.slice(DEFAULT_HOST.length + 1)
   return full
 }
+
+/**
+ * `fn` of a model name, remembered: clients name the same few models on every request. Bounded: the
+ * names come from request bodies, so the memory is emptied when it fills.
+ */
+export function remembered(fn: (name: string) => string, max = 1024): (name: string) => string {
+  const seen = new Map<string, string>()
+  return (name) => {
+    let value = seen.get(name)
+    if (value === undefined) {
+      if (seen.size >= max) seen.clear()
+      value = fn(name)
+      seen.set(name, value)
+    }
+    return value
+  }
+}

@@ -3,14 +3,15 @@
 import type { Config } from '../config.ts'
 import { GatewayError } from '../errors.ts'
 import { Backend } from './backend.ts'
-import { normalizeModel } from './model-name.ts'
+import { normalizeModel, remembered } from './model-name.ts'
 import { type BackendView, selectBackends } from './select.ts'
 
 export class BackendRegistry {
   readonly all: readonly Backend[]
   private readonly byName: ReadonlyMap<string, Backend>
   private rotation = 0
-  private readonly canonicalNames = new Map<string, string>()
+  /** normalizeModel for the request path. */
+  private readonly canonical = remembered(normalizeModel)
 
   constructor(config: Config) {
     const auth = { header: config.upstreamAuthHeader, scheme: config.upstreamAuthScheme }
@@ -25,20 +26,6 @@ export class BackendRegistry {
     }
     this.all = config.backends.map((b) => new Backend(b, token ? { ...auth, token } : auth, limits))
     this.byName = new Map(this.all.map((b) => [b.name, b]))
-  }
-
-  /**
-   * normalizeModel for the request path, remembered: clients name the same few models on every
-   * request. Bounded: the names come from request bodies, so the map is emptied when it fills.
-   */
-  private canonical(model: string): string {
-    let wanted = this.canonicalNames.get(model)
-    if (wanted === undefined) {
-      if (this.canonicalNames.size >= 1024) this.canonicalNames.clear()
-      wanted = normalizeModel(model)
-      this.canonicalNames.set(model, wanted)
-    }
-    return wanted
   }
 
   get(name: string): Backend | undefined {

@@ -4,6 +4,7 @@
 import { type AuditOutcome, newEventId } from '../audit/event.ts'
 import type { AuditWriter } from '../audit/writer.ts'
 import type { Backend } from '../backends/backend.ts'
+import { remembered, shortModel } from '../backends/model-name.ts'
 import type { DiscoveryPoller } from '../backends/poller.ts'
 import type { BackendRegistry } from '../backends/registry.ts'
 import type { Config } from '../config.ts'
@@ -102,6 +103,11 @@ export function createProxy(deps: ProxyDeps) {
   const { config, log, metrics, backends } = deps
 
   const series = createProxySeries(metrics)
+  /**
+   * UPSTREAM §5: `llama3.2`, `LLAMA3.2` and `library/llama3.2:latest` are one model. The audit event, the
+   * log line and the token series name it one way, as /api/tags does, so usage is not split by spelling.
+   */
+  const modelName = remembered(shortModel)
   const watch = new RequestWatch(config.readTimeoutMs, deps.clientSignal)
 
   /** Reports the request; a promise when the answer must wait for the key's limits to be settled (see Admission). */
@@ -110,7 +116,8 @@ export function createProxy(deps: ProxyDeps) {
     const usage: Usage | undefined = x.meter?.usage(Boolean(x.stream))
     const tokens = (usage?.prompt ?? 0) + (usage?.completion ?? 0)
     const settled = x.admission?.finish(tokens, beforeAnswer)
-    if (x.key && tokens > 0) series.tokens(x.model ?? 'unknown', usage?.prompt ?? null, usage?.completion ?? null)
+    const model = x.model === undefined ? undefined : modelName(x.model)
+    if (x.key && tokens > 0) series.tokens(model ?? 'unknown', usage?.prompt ?? null, usage?.completion ?? null)
     const status = x.status ?? 0
     const outcome: AuditOutcome = status === 401 || status === 403 || status === 429 ? 'rejected' : result.outcome
     // SPEC §4.10: one event per proxied or rejected request; never prompts or outputs.
@@ -124,7 +131,7 @@ export function createProxy(deps: ProxyDeps) {
       user_agent: x.meta.userAgent,
       method: x.endpoint.method,
       path: x.meta.path,
-      model: x.model ?? null,
+      model: model ?? null,
       backend: x.backend ?? null,
       status,
       outcome,
@@ -147,7 +154,7 @@ export function createProxy(deps: ProxyDeps) {
         path: x.meta.path,
         status: x.status,
         outcome: result.outcome,
-        model: x.model,
+        model,
         backend: x.backend,
         key_id: x.key?.id,
         client_ip: x.meta.clientIp,
