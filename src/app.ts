@@ -13,7 +13,7 @@ import { metricsRoutes } from './metrics/routes.ts'
 import { requestIdOf } from './proxy/headers.ts'
 import { proxyRoutes } from './proxy/routes.ts'
 import type { Services } from './services.ts'
-import { type Sent, validationMessage } from './validation.ts'
+import { validationMessage } from './validation.ts'
 
 export function createApp(services: Services) {
   const { log } = services
@@ -27,21 +27,24 @@ export function createApp(services: Services) {
       if (response instanceof Response) cors.decorate(request, response)
     })
   }
-  return app
-    .onError((context) => {
-      const { code, error, request } = context
-      const response = renderError(code, error, request, context as Sent)
-      return cors ? cors.decorate(request, response) : response
-    })
-    .use(docsRoutes(services))
-    .use(healthRoutes(services))
-    .use(adminKeyRoutes(services))
-    .use(adminBackendRoutes(services))
-    .use(adminAuditRoutes(services))
-    .use(metricsRoutes(services))
-    .use(proxyRoutes(services))
+  return (
+    app
+      // Only what is named here is made for each request: Elysia builds the context's query, headers,
+      // cookies and body for every route when a hook hands its whole context on (9% of throughput).
+      .onError(({ code, error, request }) => {
+        const response = renderError(code, error, request)
+        return cors ? cors.decorate(request, response) : response
+      })
+      .use(docsRoutes(services))
+      .use(healthRoutes(services))
+      .use(adminKeyRoutes(services))
+      .use(adminBackendRoutes(services))
+      .use(adminAuditRoutes(services))
+      .use(metricsRoutes(services))
+      .use(proxyRoutes(services))
+  )
 
-  function renderError(code: string | number, error: unknown, request: Request, sent: Sent): Response {
+  function renderError(code: string | number, error: unknown, request: Request): Response {
     const url = new URL(request.url)
     const requestId = requestIdOf(request)
     const dialect = dialectOf(url.pathname)
@@ -69,7 +72,7 @@ export function createApp(services: Services) {
       case 'VALIDATION':
         // An answer that fails its own schema is the gateway's fault, not the client's.
         if ((error as { type?: string }).type === 'response') break
-        return errorResponse(new GatewayError('bad_request', validationMessage(error, sent)), dialect, requestId)
+        return errorResponse(new GatewayError('bad_request', validationMessage(error, request)), dialect, requestId)
     }
     // SPEC §5: never leak internals; the request id lets an operator find the logged cause.
     log.error('unhandled error', { request_id: requestId, path: url.pathname, code, err: error })

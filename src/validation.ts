@@ -31,13 +31,15 @@ interface Rejection {
 const COERCED_FORMATS = new Set(['integer', 'numeric', 'boolean', 'ObjectString', 'ArrayString'])
 const SHOWN_CHARS = 60
 
-/** What the client sent, as Elysia hands it to `onError`: the query's strings and the parsed body. */
-export interface Sent {
-  readonly query?: unknown
-  readonly body?: unknown
+/** Bodies read for schema'd routes (adminPlugin), kept for the message of a rejection (see locate). */
+const sentBodies = new WeakMap<Request, unknown>()
+
+/** Keeps `body` as the one `request` sent, for validationMessage. */
+export function rememberBody(request: Request, body: unknown): void {
+  sentBodies.set(request, body)
 }
 
-export function validationMessage(error: unknown, sent: Sent = {}): string {
+export function validationMessage(error: unknown, request: Request): string {
   const rejection = error as Rejection
   let part = rejection.type ?? 'body'
   if (part === 'body' && !isPlainObject(rejection.value)) return 'request body must be a JSON object'
@@ -47,7 +49,8 @@ export function validationMessage(error: unknown, sent: Sent = {}): string {
   if (part === 'property') {
     // A number sent as a string ("limit=0") is checked after Elysia converts it, and that error names
     // no field: the field is found by its value, when one alone holds it.
-    const found = locate(issue.value, sent)
+    const query = Object.fromEntries(new URL(request.url).searchParams)
+    const found = locate(issue.value, { query, body: sentBodies.get(request) })
     if (!found) return `a value must be ${describe(issue.schema)}; got ${show(issue.value)}`
     ;[part, name] = found
   }
@@ -138,7 +141,7 @@ function show(value: unknown): string {
 }
 
 /** The part ('query' or 'body') and dotted name of the one field that holds `value`, or its string form. */
-function locate(value: unknown, sent: Sent): [string, string] | undefined {
+function locate(value: unknown, sent: { query: unknown; body: unknown }): [string, string] | undefined {
   const found: Array<[string, string]> = []
   const walk = (part: string, node: unknown, path: string) => {
     if (typeof node === 'object' && node !== null) {

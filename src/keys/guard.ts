@@ -6,6 +6,7 @@ import type { Scope } from '../proxy/endpoints.ts'
 import { requestIdOf } from '../proxy/headers.ts'
 import type { Services } from '../services.ts'
 import type { KeyRecord } from '../store/store.ts'
+import { rememberBody } from '../validation.ts'
 import { hasScope } from './authz.ts'
 
 export async function requireScope(services: Services, request: Request, scope: Scope): Promise<KeyRecord> {
@@ -34,6 +35,7 @@ export function adminPlugin(services: Services, name: string) {
       if (context.body === UNREAD) {
         const body = context as { body: unknown }
         body.body = hasBody(request.headers) ? (await readJsonBody(request, services.config.maxBodyBytes)).json : undefined
+        rememberBody(request, body.body)
       }
       return { admin }
     })
