@@ -17,7 +17,7 @@ interface Issue {
 
 /** What Elysia's `ValidationError` carries that a message needs. */
 interface Rejection {
-  /** Which part of the request: `body`, `query`, `params`, `headers`. */
+  /** Which part of the request: `body`, `query`, `params`, `headers`; `property` for a value Elysia converted first. */
   readonly type?: string
   /** That part, as parsed. */
   readonly value?: unknown
