@@ -134,7 +134,7 @@ function quote(value: unknown): string {
 }
 
 /** The value that came, as JSON, cut short: enough to recognise it, never a whole document. */
-function show(value: unknown): string {
+export function show(value: unknown): string {
   if (value === undefined) return 'nothing'
   const text = JSON.stringify(value) ?? String(value)
   return text.length > SHOWN_CHARS ? `${text.slice(0, SHOWN_CHARS)}…` : text

@@ -2,6 +2,7 @@
 // read the fields routing needs. Size is bounded by MAX_BODY_MB (SPEC §3.2, §6).
 import { GatewayError } from '../errors.ts'
 import { concatBytes } from '../shared/bytes.ts'
+import { show } from '../validation.ts'
 
 export interface ParsedBody {
   readonly bytes: Uint8Array<ArrayBuffer>
@@ -100,8 +101,7 @@ export function modelOf(json: Record<string, unknown>, fields: readonly string[]
 export function modelProblem(json: Record<string, unknown>, fields: readonly string[]): string {
   const field = fields.find((f) => json[f] !== undefined)
   if (field === undefined) return `${fields[0]} is required`
-  const sent = JSON.stringify(json[field]) ?? ''
-  return `${field} must be a model name such as "llama3.2"; got ${sent.length > 60 ? `${sent.slice(0, 60)}…` : sent}`
+  return `${field} must be a model name such as "llama3.2"; got ${show(json[field])}`
 }
 
 /** Whether the client asked for a stream; absent `stream` follows the surface's default (UPSTREAM §1). */
