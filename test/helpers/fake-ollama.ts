@@ -163,14 +163,14 @@ export class FakeOllama {
 
     const model = (json.model ?? json.name) as string | undefined
     const b = this.behaviourFor(model)
-    const isV1 = p.startsWith('/v1/')
     if (b.failStatus) {
-      return isV1
-        ? openaiError(b.failStatus, 'fake failure')
-        : ollamaError(
-            b.failStatus,
-            b.failStatus === 503 ? 'server busy, please try again.  maximum pending requests exceeded' : 'fake failure',
-          )
+      return errorIn(
+        p,
+        b.failStatus,
+        !p.startsWith('/v1/') && b.failStatus === 503
+          ? 'server busy, please try again.  maximum pending requests exceeded'
+          : 'fake failure',
+      )
     }
     if (
       [
@@ -186,9 +186,9 @@ export class FakeOllama {
         '/v1/messages',
       ].includes(p)
     ) {
-      if (!model) return isV1 ? openaiError(400, 'model is required') : ollamaError(400, 'model is required')
+      if (!model) return errorIn(p, 400, 'model is required')
       if (!this.has(model)) {
-        return isV1 ? openaiError(404, `model "${model}" not found, try pulling it first`) : ollamaError(404, `model '${model}' not found`)
+        return errorIn(p, 404, p.startsWith('/v1/') ? `model "${model}" not found, try pulling it first` : `model '${model}' not found`)
       }
     }
     switch (p) {
@@ -257,12 +257,14 @@ export class FakeOllama {
       case '/v1/responses':
         return this.stream(r, responsesEvents(model as string, b), b, 'text/event-stream')
       case '/v1/messages':
+        if (json.stream === true) return this.stream(r, anthropicEvents(model as string, b), b, 'text/event-stream')
         return this.json(r, b, {
           id: 'msg_1',
           type: 'message',
           role: 'assistant',
           model,
-          content: [{ type: 'text', text: 'hi' }],
+          content: [{ type: 'text', text: Array.from({ length: b.chunks }, (_, i) => `w${i} `).join('') }],
+          stop_reason: 'end_turn',
           usage: { input_tokens: b.promptTokens, output_tokens: b.chunks },
         })
     }
@@ -329,7 +331,7 @@ export class FakeOllama {
             return
           }
           if (b.errorAfter !== undefined && i === b.errorAfter) {
-            const line = enc.encode(`${JSON.stringify({ error: 'fake runtime error' })}\n`)
+            const line = enc.encode(midStreamErrorIn(r.path, 'fake runtime error'))
             r.sent.push(line)
             controller.enqueue(line)
             controller.close()
@@ -387,6 +389,26 @@ function ollamaError(status: number, message: string): Response {
 function openaiError(status: number, message: string): Response {
   const type = status === 400 ? 'invalid_request_error' : status === 404 ? 'not_found_error' : 'api_error'
   return Response.json({ error: { message, type, param: null, code: null } }, { status })
+}
+
+/** Ollama's `/v1/messages` answers errors in Anthropic's shape. */
+function anthropicError(status: number, message: string): Response {
+  const type =
+    status === 400 ? 'invalid_request_error' : status === 404 ? 'not_found_error' : status === 503 ? 'overloaded_error' : 'api_error'
+  return Response.json({ type: 'error', error: { type, message }, request_id: 'req_fake' }, { status })
+}
+
+/** An error answer in the dialect of the path, as Ollama's middlewares write it. */
+function errorIn(path: string, status: number, message: string): Response {
+  if (path === '/v1/messages') return anthropicError(status, message)
+  return path.startsWith('/v1/') ? openaiError(status, message) : ollamaError(status, message)
+}
+
+/** The error Ollama writes into a stream whose headers are sent (UPSTREAM §3). */
+function midStreamErrorIn(path: string, message: string): string {
+  if (path === '/v1/messages') return `event: error\ndata: ${JSON.stringify({ type: 'error', error: { type: 'api_error', message } })}\n\n`
+  if (path.startsWith('/v1/')) return `data: ${JSON.stringify({ error: { message, type: 'api_error', param: null, code: null } })}\n\n`
+  return `${JSON.stringify({ error: message })}\n`
 }
 
 function details() {
@@ -514,6 +536,35 @@ function responsesEvents(model: string, b: Behaviour): string[] {
   for (let i = 0; i < b.chunks; i++)
     events.push(`event: response.output_text.delta\ndata: ${JSON.stringify({ type: 'response.output_text.delta', delta: `w${i} ` })}\n\n`)
   events.push(`event: response.completed\ndata: ${JSON.stringify({ type: 'response.completed', response })}\n\n`)
+  return events
+}
+
+/** A streamed `/v1/messages` answer as Ollama's Anthropic middleware writes it: named events, the input
+ * count in `message_start`, both counts in `message_delta`, then `message_stop`. */
+function anthropicEvents(model: string, b: Behaviour): string[] {
+  const event = (name: string, data: Record<string, unknown>) => `event: ${name}\ndata: ${JSON.stringify({ type: name, ...data })}\n\n`
+  const events = [
+    event('message_start', {
+      message: {
+        id: 'msg_1',
+        type: 'message',
+        role: 'assistant',
+        model,
+        content: [],
+        usage: { input_tokens: b.promptTokens, output_tokens: 0 },
+      },
+    }),
+    event('content_block_start', { index: 0, content_block: { type: 'text', text: '' } }),
+  ]
+  for (let i = 0; i < b.chunks; i++) events.push(event('content_block_delta', { index: 0, delta: { type: 'text_delta', text: `w${i} ` } }))
+  events.push(
+    event('content_block_stop', { index: 0 }),
+    event('message_delta', {
+      delta: { stop_reason: 'end_turn' },
+      usage: { input_tokens: b.promptTokens, output_tokens: b.chunks },
+    }),
+    event('message_stop', {}),
+  )
   return events
 }
 
