@@ -19,7 +19,7 @@ export const ERROR_STATUS = {
 } as const
 
 export type ErrorCode = keyof typeof ERROR_STATUS
-export type Dialect = 'ollama' | 'openai' | 'admin'
+export type Dialect = 'ollama' | 'openai' | 'anthropic' | 'admin'
 
 export class GatewayError extends Error {
   readonly status: number
@@ -36,7 +36,10 @@ export class GatewayError extends Error {
 
 /** The dialect is a property of the path: clients of each surface parse errors differently. */
 export function dialectOf(pathname: string): Dialect {
-  if (pathname.startsWith('/v1/') || pathname === '/v1') return 'openai'
+  if (pathname.startsWith('/v1/') || pathname === '/v1') {
+    // UPSTREAM §1: `/v1/messages` is Anthropic-style, and Ollama answers it in Anthropic's shape.
+    return pathname === '/v1/messages' || pathname.startsWith('/v1/messages/') ? 'anthropic' : 'openai'
+  }
   if (pathname.startsWith('/admin/') || pathname === '/admin') return 'admin'
   return 'ollama'
 }
@@ -60,12 +63,36 @@ function openaiType(status: number): string {
   }
 }
 
+// Anthropic's error types, as Ollama's `/v1/messages` maps its statuses onto them.
+function anthropicType(status: number): string {
+  switch (status) {
+    case 400:
+      return 'invalid_request_error'
+    case 401:
+      return 'authentication_error'
+    case 403:
+      return 'permission_error'
+    case 404:
+      return 'not_found_error'
+    case 413:
+      return 'request_too_large'
+    case 429:
+      return 'rate_limit_error'
+    case 503:
+      return 'overloaded_error'
+    default:
+      return 'api_error'
+  }
+}
+
 export function errorBody(dialect: Dialect, code: string, status: number, message: string, requestId: string): string {
   switch (dialect) {
     case 'ollama':
       return JSON.stringify({ error: message })
     case 'openai':
       return JSON.stringify({ error: { message, type: openaiType(status), param: null, code } })
+    case 'anthropic':
+      return JSON.stringify({ type: 'error', error: { type: anthropicType(status), message }, request_id: requestId })
     case 'admin':
       return JSON.stringify({ error: { code, message, request_id: requestId } })
   }
@@ -77,15 +104,19 @@ export function errorResponse(err: GatewayError, dialect: Dialect, requestId: st
     'x-request-id': requestId,
     ...err.headers,
   }
-  // UPSTREAM §3: the OpenAI SDK retries 5xx twice; a retry after the request reached a backend could
-  // run the same inference again.
-  if (dialect === 'openai' && err.status >= 500 && retryUnsafe) headers['x-should-retry'] = 'false'
+  // UPSTREAM §3: the OpenAI SDK retries 5xx twice (Anthropic's SDK likewise, honouring the same
+  // header); a retry after the request reached a backend could run the same inference again.
+  if ((dialect === 'openai' || dialect === 'anthropic') && err.status >= 500 && retryUnsafe) headers['x-should-retry'] = 'false'
   return new Response(errorBody(dialect, err.code, err.status, err.message, requestId), { status: err.status, headers })
 }
 
 /** One line appended to a stream whose headers are already sent (SPEC §5, UPSTREAM §3). */
-export function midStreamError(contentType: string | null, message: string): string {
+export function midStreamError(contentType: string | null, message: string, dialect: Dialect): string {
   if (contentType?.includes('text/event-stream')) {
+    // Anthropic's SDK acts only on named events: a bare `data:` error would be skipped and the stream
+    // would seem to end normally. Ollama's `/v1/messages` sends this `error` event.
+    if (dialect === 'anthropic')
+      return `event: error\ndata: ${JSON.stringify({ type: 'error', error: { type: 'api_error', message } })}\n\n`
     return `data: ${JSON.stringify({ error: { message, type: 'api_error', param: null, code: 'upstream_error' } })}\n\n`
   }
   return `${JSON.stringify({ error: message })}\n`

@@ -322,6 +322,53 @@ describe('errors in the route dialect (SPEC §5)', () => {
     expect(JSON.parse(last.slice(6)).error.message).toContain('mid-stream')
   })
 
+  test("/v1/messages answers in Anthropic's shape, as Ollama does there: every gateway error and the stream's error event", async () => {
+    const anthropicError = async (res: Response, status: number, type: string, message: string) => {
+      expect(res.status).toBe(status)
+      const body = await res.json()
+      expect(body).toEqual({ type: 'error', error: { type, message: expect.stringContaining(message) }, request_id: expect.any(String) })
+      expect(body.request_id).toBe(res.headers.get('x-request-id'))
+    }
+    const ask = { model: 'llama3.2', max_tokens: 9, messages: [] }
+    await anthropicError(await post('/v1/messages', '{'), 400, 'invalid_request_error', 'request body is not valid JSON')
+    await anthropicError(
+      await fetch(`${gw.url}/v1/messages`, { method: 'POST', body: JSON.stringify(ask) }),
+      401,
+      'authentication_error',
+      'API key required',
+    )
+    await anthropicError(await post('/v1/messages', { ...ask, model: 'missing' }), 404, 'not_found_error', "model 'missing' not found")
+    await anthropicError(await call('/v1/messages'), 405, 'api_error', 'method GET not allowed on /v1/messages')
+    await anthropicError(await call('/v1/messages/nope'), 404, 'not_found_error', 'GET /v1/messages/nope not found')
+    fake.behaviour.firstByteDelayMs = 1500
+    const slow = await post('/v1/messages', ask)
+    expect(slow.headers.get('x-should-retry')).toBe('false')
+    await anthropicError(slow, 504, 'api_error', "backend 'default' did not answer within 1s")
+    fake.behaviour.firstByteDelayMs = 0
+    // An error Ollama itself sends passes through as it came.
+    fake.behaviour.failStatus = 400
+    const upstream = await post('/v1/messages', ask)
+    expect(upstream.status).toBe(400)
+    expect(await upstream.json()).toEqual({
+      type: 'error',
+      error: { type: 'invalid_request_error', message: 'fake failure' },
+      request_id: 'req_fake',
+    })
+    fake.behaviour.failStatus = undefined
+
+    fake.behaviour.breakAfter = 2
+    const text = await (await post('/v1/messages', { ...ask, stream: true })).text()
+    const last = text.trim().split('\n\n').at(-1) as string
+    expect(last.split('\n')[0]).toBe('event: error')
+    expect(JSON.parse(last.slice(last.indexOf('data: ') + 6))).toEqual({
+      type: 'error',
+      error: { type: 'api_error', message: 'upstream connection failed mid-stream; the response is incomplete' },
+    })
+    // The OpenAI routes keep OpenAI's shape.
+    const openai = await post('/v1/chat/completions', '{')
+    expect((await openai.json()).error).toMatchObject({ type: 'invalid_request_error', code: 'bad_request', param: null })
+  })
+
   test('Ollama errors pass through with their status and body', async () => {
     const res = await post('/api/chat', { model: 'missing-model', messages: [] })
     expect(res.status).toBe(404)

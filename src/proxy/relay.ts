@@ -3,7 +3,7 @@
 // (SPEC §5), upstream cancellation when the client leaves, and one completion report. The runtime's
 // own client applies it as each chunk arrives, into the one stream the server reads; fetch's body is
 // pulled through it (relayStream).
-import { midStreamError } from '../errors.ts'
+import { type Dialect, midStreamError } from '../errors.ts'
 import type { BodyRelay, Cancel } from '../runtime/client.ts'
 import { ClientGone, UpstreamTimeout } from './upstream.ts'
 import type { Deadline } from './watch.ts'
@@ -29,6 +29,8 @@ export interface RelayOptions {
   /** The request's deadline (it aborts with UpstreamTimeout), taken over: re-armed per chunk, cleared at the end. */
   readonly deadline: Deadline
   readonly contentType: string | null
+  /** The route's error dialect, for the error line (SPEC §5). */
+  readonly dialect: Dialect
   readonly tap?: StreamTap
   readonly onDone: (result: RelayResult) => void
 }
@@ -68,7 +70,7 @@ export class Relay implements BodyRelay {
       reason instanceof UpstreamTimeout
         ? `upstream stopped sending for ${reason.seconds}s; stream ended by the gateway`
         : 'upstream connection failed mid-stream; the response is incomplete'
-    const line = encoder.encode(midStreamError(this.opts.contentType, message))
+    const line = encoder.encode(midStreamError(this.opts.contentType, message, this.opts.dialect))
     this.bytesOut += line.byteLength
     this.done('error', err instanceof Error && !(reason instanceof UpstreamTimeout) ? err.message : message)
     return line

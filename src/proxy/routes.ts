@@ -1,7 +1,7 @@
 // The Ollama and OpenAI surfaces as Elysia routes. Bodies are not parsed by Elysia (`parse: 'none'`):
 // a schema would silently drop unknown fields (STACK), and the bytes must reach Ollama unchanged.
 import { Elysia } from 'elysia'
-import { errorResponse, GatewayError } from '../errors.ts'
+import { dialectOf, errorResponse, GatewayError } from '../errors.ts'
 import type { Services } from '../services.ts'
 import { ENDPOINTS, KNOWN_PATHS } from './endpoints.ts'
 import { requestBodyDoc } from './examples.ts'
@@ -55,7 +55,7 @@ export function proxyRoutes(services: Services) {
           new GatewayError('method_not_allowed', `method ${request.method} not allowed on ${path}; use ${allowed.join(' or ')}`, {
             allow: allowed.join(', '),
           }),
-          path.startsWith('/v1') ? 'openai' : 'ollama',
+          dialectOf(path),
           requestIdOf(request),
         ),
       { parse: 'none', detail: { hide: true } },

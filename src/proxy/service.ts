@@ -376,6 +376,7 @@ export function createProxy(deps: ProxyDeps) {
         abort,
         deadline,
         contentType: headerOf('content-type'),
+        dialect: x.dialect,
         ...(x.meter ? { tap: stripUsage ? chainTaps(x.meter, new UsageChunkStripper()) : x.meter } : {}),
         onDone: done,
       })
