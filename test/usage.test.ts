@@ -185,6 +185,42 @@ describe('metering (SPEC §4.9), embedded', () => {
     expect(row?.completion_tokens).toBeLessThan(40)
   })
 
+  test('event streams (/v1/messages, /v1/responses): counted from their closing event; left early, partial with the input count', async () => {
+    const calls: Array<[string, string, string]> = [
+      ['events-messages-whole', '/v1/messages', '{"model":"llama3.2","max_tokens":9,"messages":[]}'],
+      ['events-messages-stream', '/v1/messages', '{"model":"llama3.2","max_tokens":9,"messages":[],"stream":true}'],
+      ['events-responses-stream', '/v1/responses', '{"model":"llama3.2","input":"x","stream":true}'],
+    ]
+    for (const [id, path, body] of calls)
+      await (await fetch(gw.url + path, { method: 'POST', headers: { ...gw.auth, 'x-request-id': id }, body })).text()
+    // Anthropic's stream names the input count in its first event, before any output: a client that
+    // leaves then must not be billed as a finished answer of no output.
+    fake.perModel.set('llama3.2', { chunks: 40, chunkDelayMs: 30 })
+    const controller = new AbortController()
+    const res = await fetch(`${gw.url}/v1/messages`, {
+      method: 'POST',
+      headers: { ...gw.auth, 'x-request-id': 'events-messages-left' },
+      body: '{"model":"llama3.2","max_tokens":99,"messages":[],"stream":true}',
+      signal: controller.signal,
+    })
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader()
+    let text = ''
+    while ((text.match(/text_delta/g) ?? []).length < 4) text += new TextDecoder().decode((await reader.read()).value)
+    controller.abort()
+    const rows = await eventually(
+      () => auditOf(gw),
+      (r) => r.filter((e) => e.request_id.startsWith('events-')).length === calls.length + 1,
+    )
+    fake.perModel.clear()
+    for (const [id] of calls)
+      expect(rows.find((e) => e.request_id === id)).toMatchObject({ prompt_tokens: 7, completion_tokens: 3, tokens_partial: false })
+    const left = rows.find((e) => e.request_id === 'events-messages-left')
+    expect(left).toMatchObject({ outcome: 'aborted', prompt_tokens: 7, tokens_partial: true })
+    // One event is counted as one token: the start events and the deltas read so far.
+    expect(left?.completion_tokens).toBeGreaterThanOrEqual(4)
+    expect(left?.completion_tokens).toBeLessThan(40)
+  })
+
   test('rejections, admin actions and usage are in the log; no secrets, no prompts', async () => {
     await fetch(`${gw.url}/api/chat`, {
       method: 'POST',

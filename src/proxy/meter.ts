@@ -10,7 +10,12 @@ export interface Usage {
   readonly partial: boolean
 }
 
-export type MeterKind = 'native' | 'openai' | 'none'
+/**
+ * Where the counts are: `native` the `done:true` line; `openai` a `usage` object at the end; `anthropic`
+ * and `responses` event streams that name input tokens early too (`message_start`, `response.created`),
+ * so only their closing event makes a count final.
+ */
+export type MeterKind = 'native' | 'openai' | 'anthropic' | 'responses' | 'none'
 
 const TAIL = 4096
 const MAX_COUNT = 2 ** 31 - 1
@@ -21,6 +26,11 @@ const KEYS = new Map<string, Uint8Array>()
 const EMPTY = new Uint8Array(0)
 const DONE = encoder.encode('"done":')
 const TRUE = encoder.encode('true')
+/** The events that close a stream of each event-stream kind, as they end in its JSON (`"type":"…"`). */
+const CLOSING: Partial<Record<MeterKind, readonly Uint8Array[]>> = {
+  anthropic: [encoder.encode('message_stop"')],
+  responses: [encoder.encode('response.completed"'), encoder.encode('response.incomplete"'), encoder.encode('response.failed"')],
+}
 
 /** `"field":` as bytes, made once per field. */
 function keyOf(field: string): Uint8Array {
@@ -90,11 +100,18 @@ export class MeterTap implements StreamTap {
   private buf = EMPTY
   private len = 0
   private lines = 0
+  /** SSE events seen: blank lines, a newline right after a newline (across chunks too). */
+  private events = 0
+  private lastByte = 0
 
   constructor(private readonly kind: MeterKind) {}
 
   chunk(chunk: Uint8Array): Uint8Array {
-    for (let i = chunk.indexOf(NEWLINE); i !== -1; i = chunk.indexOf(NEWLINE, i + 1)) this.lines++
+    for (let i = chunk.indexOf(NEWLINE); i !== -1; i = chunk.indexOf(NEWLINE, i + 1)) {
+      this.lines++
+      if ((i === 0 ? this.lastByte : chunk[i - 1]) === NEWLINE) this.events++
+    }
+    if (chunk.byteLength > 0) this.lastByte = chunk[chunk.byteLength - 1] as number
     const n = chunk.byteLength
     if (n >= TAIL) {
       if (this.buf.byteLength < 2 * TAIL) this.buf = new Uint8Array(2 * TAIL)
@@ -142,9 +159,11 @@ export class MeterTap implements StreamTap {
     }
     const prompt = lastNumber(bytes, start, end, 'prompt_tokens') ?? lastNumber(bytes, start, end, 'input_tokens')
     const completion = lastNumber(bytes, start, end, 'completion_tokens') ?? lastNumber(bytes, start, end, 'output_tokens')
-    if (prompt !== undefined) return { prompt, completion: completion ?? 0, partial: false }
-    // An SSE event is a `data:` line plus a blank line.
-    return { prompt: null, completion: streamed ? Math.floor(this.lines / 2) : null, partial: true }
+    const closing = CLOSING[this.kind]
+    const final = !streamed || closing === undefined || closing.some((name) => lastIndexOf(bytes, start, end, name, end) !== -1)
+    if (prompt !== undefined && final) return { prompt, completion: completion ?? 0, partial: false }
+    // Unfinished: one event is one token (an event stream's input count, sent early, is kept).
+    return { prompt: prompt ?? null, completion: streamed ? this.events : null, partial: true }
   }
 }
 

@@ -77,14 +77,9 @@ const CHANGES_MODELS = new Set(['/api/pull', '/api/create', '/api/copy', '/api/d
 /** SPEC §4.9: where each endpoint's token counts are. */
 function meterKind(path: string): MeterKind {
   if (path === '/api/generate' || path === '/api/chat' || path === '/api/embed') return 'native'
-  if (
-    path === '/v1/chat/completions' ||
-    path === '/v1/completions' ||
-    path === '/v1/embeddings' ||
-    path === '/v1/responses' ||
-    path === '/v1/messages'
-  )
-    return 'openai'
+  if (path === '/v1/chat/completions' || path === '/v1/completions' || path === '/v1/embeddings') return 'openai'
+  if (path === '/v1/messages') return 'anthropic'
+  if (path === '/v1/responses') return 'responses'
   return 'none'
 }
 const STREAMED_USAGE = new Set(['/v1/chat/completions', '/v1/completions'])

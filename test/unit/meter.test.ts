@@ -1,10 +1,10 @@
 // SPEC §4.9: the meter reads token counts from the bytes of an answer's tail, unit-tested.
 import { describe, expect, test } from 'bun:test'
-import { MeterTap, UsageChunkStripper } from '../../src/proxy/meter.ts'
+import { type MeterKind, MeterTap, UsageChunkStripper } from '../../src/proxy/meter.ts'
 
 const bytes = (text: string) => new TextEncoder().encode(text)
 
-function metered(kind: 'native' | 'openai', streamed: boolean, ...chunks: string[]) {
+function metered(kind: MeterKind, streamed: boolean, ...chunks: string[]) {
   const tap = new MeterTap(kind)
   for (const c of chunks) tap.chunk(bytes(c))
   return tap.usage(streamed)
@@ -53,6 +53,33 @@ describe('meter (SPEC §4.9)', () => {
       completion: 2,
       partial: true,
     })
+  })
+
+  test('event streams: final only with their closing event; unfinished, the early input count kept, one event per token', () => {
+    const ev = (name: string, data: string) => `event: ${name}\ndata: {"type":"${name}"${data}}\n\n`
+    const start = ev('message_start', ',"message":{"usage":{"input_tokens":12,"output_tokens":0}}')
+    const delta = ev('content_block_delta', ',"delta":{"type":"text_delta","text":"x"}')
+    const end = ev('message_delta', ',"usage":{"input_tokens":12,"output_tokens":2}') + ev('message_stop', '')
+    expect(metered('anthropic', true, start, delta, delta, end)).toEqual({ prompt: 12, completion: 2, partial: false })
+    expect(metered('anthropic', true, start, delta, delta)).toEqual({ prompt: 12, completion: 3, partial: true })
+    expect(metered('anthropic', false, '{"type":"message","usage":{"input_tokens":5,"output_tokens":4}}')).toEqual({
+      prompt: 5,
+      completion: 4,
+      partial: false,
+    })
+    const created = ev('response.created', ',"response":{"usage":null}')
+    const done = (name: string) => ev(name, ',"response":{"usage":{"input_tokens":3,"output_tokens":1}}')
+    expect(metered('responses', true, created, done('response.completed'))).toEqual({ prompt: 3, completion: 1, partial: false })
+    expect(metered('responses', true, created, done('response.incomplete'))).toEqual({ prompt: 3, completion: 1, partial: false })
+    expect(metered('responses', true, created, ev('response.output_text.delta', ''))).toEqual({
+      prompt: null,
+      completion: 2,
+      partial: true,
+    })
+  })
+
+  test('an event whose blank line is split across chunks is counted once', () => {
+    expect(metered('openai', true, 'data: {"a":1}\n', '\ndata: {"a":2}\n', '\n')).toEqual({ prompt: null, completion: 2, partial: true })
   })
 
   test('an absurd count is clamped to the 32-bit column range', () => {
