@@ -22,9 +22,10 @@ export interface Cors {
   decorate(request: Request, response: Response): Response
 }
 
+/** The SDKs' own headers: OpenAI's and Anthropic's `x-stainless-*`, Anthropic's `anthropic-version` and kin. */
 function headerAllowed(name: string): boolean {
   const n = name.trim().toLowerCase()
-  return ALLOWED_HEADERS.includes(n) || n.startsWith('x-stainless-')
+  return ALLOWED_HEADERS.includes(n) || n.startsWith('x-stainless-') || n.startsWith('anthropic-')
 }
 
 export function createCors(origins: readonly string[]): Cors | undefined {

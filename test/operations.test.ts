@@ -117,6 +117,13 @@ describe('CORS (SPEC §4.8)', () => {
     expect(ok.status).toBe(204)
     expect(ok.headers.get('access-control-allow-origin')).toBe('https://app.example')
     expect(ok.headers.get('access-control-allow-headers')).toBe('authorization, content-type, x-stainless-os')
+    // Anthropic's SDK in a browser (UPSTREAM §4) sends its key as x-api-key and its own version headers.
+    const anthropicAsks = 'anthropic-dangerous-direct-browser-access, anthropic-version, content-type, x-api-key, x-stainless-lang'
+    const messages = await fetch(`${gw.url}/v1/messages`, {
+      method: 'OPTIONS',
+      headers: { origin: 'https://app.example', 'access-control-request-method': 'POST', 'access-control-request-headers': anthropicAsks },
+    })
+    expect(messages.headers.get('access-control-allow-headers')).toBe(anthropicAsks)
     const other = await fetch(`${gw.url}/v1/chat/completions`, {
       method: 'OPTIONS',
       headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST' },
