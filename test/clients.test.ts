@@ -1,6 +1,8 @@
-// SPEC §9: the real `ollama` and `openai` npm clients, pointed at the gateway, get exactly what the
-// fake upstream sent.
+// SPEC §9: the real `ollama` and `openai` npm clients (and Anthropic's, for `/v1/messages`), pointed at
+// the gateway, get exactly what the fake upstream sent.
+
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:test'
+import Anthropic from '@anthropic-ai/sdk'
 import { Ollama } from 'ollama'
 import OpenAI from 'openai'
 import { FakeOllama } from './helpers/fake-ollama.ts'
@@ -10,12 +12,15 @@ const fake = new FakeOllama()
 let gw: GatewayProcess
 let ollama: Ollama
 let openai: OpenAI
+let anthropic: Anthropic
 
 beforeAll(async () => {
   fake.start()
   gw = await startGateway({ env: { OLLAMA_BASE_URL: fake.url } })
   ollama = new Ollama({ host: gw.url, headers: gw.auth })
   openai = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: gw.adminKey, maxRetries: 0 })
+  // UPSTREAM §4: Anthropic-style clients send the key as `x-api-key`.
+  anthropic = new Anthropic({ baseURL: gw.url, apiKey: gw.adminKey, maxRetries: 0 })
 }, 30_000)
 afterAll(async () => {
   await gw.stop()
@@ -138,5 +143,66 @@ describe('openai SDK', () => {
     const attempt = (model: string) => (async () => await openai.chat.completions.create({ model, messages: [] }))()
     await expect(attempt('')).rejects.toBeInstanceOf(OpenAI.BadRequestError)
     await expect(attempt('missing')).rejects.toBeInstanceOf(OpenAI.NotFoundError)
+  })
+})
+
+describe('Anthropic SDK on /v1/messages (UPSTREAM §1, §4)', () => {
+  const ask = { model: 'llama3.2', max_tokens: 64, messages: [{ role: 'user' as const, content: 'hi' }] }
+  // The SDK's APIPromise is a thenable, not a Promise: wrap it so `rejects` sees the rejection.
+  const attempt = (client: Anthropic, model: string) => (async () => await client.messages.create({ ...ask, model }))()
+
+  test('a message, not streamed: the upstream answer, the key not forwarded', async () => {
+    const res = await anthropic.messages.create(ask)
+    expect(res).toEqual(JSON.parse(fake.sentText(fake.last('/v1/messages'))))
+    expect(res.usage).toMatchObject({ input_tokens: 7, output_tokens: 3 })
+    expect(fake.last('/v1/messages').headers['x-api-key']).toBeUndefined()
+  })
+
+  test('streamed: every event equals the upstream event', async () => {
+    const events = []
+    for await (const event of await anthropic.messages.create({ ...ask, stream: true })) events.push(event)
+    const sent = fake
+      .sentText(fake.last('/v1/messages'))
+      .split('\n\n')
+      .filter(Boolean)
+      .map((e) => JSON.parse(e.slice(e.indexOf('data: ') + 6)))
+    expect(events).toEqual(sent)
+    expect(events.map((e) => e.type)).toContain('message_stop')
+  })
+
+  test("the gateway's errors are Anthropic's shape: the SDK raises the class for the status, with the message", async () => {
+    const missing = await attempt(anthropic, 'missing').catch((e: unknown) => e)
+    expect(missing).toBeInstanceOf(Anthropic.NotFoundError)
+    expect((missing as InstanceType<typeof Anthropic.NotFoundError>).message).toContain("model 'missing' not found")
+    expect((missing as InstanceType<typeof Anthropic.NotFoundError>).error).toMatchObject({
+      type: 'error',
+      error: { type: 'not_found_error', message: "model 'missing' not found" },
+    })
+    const stranger = new Anthropic({ baseURL: gw.url, apiKey: 'nnz_AAAAAAAAAAAA_not-a-key', maxRetries: 0 })
+    const denied = await attempt(stranger, 'llama3.2').catch((e: unknown) => e)
+    expect(denied).toBeInstanceOf(Anthropic.AuthenticationError)
+    expect((denied as InstanceType<typeof Anthropic.AuthenticationError>).error).toMatchObject({
+      error: { type: 'authentication_error' },
+    })
+  })
+
+  test("an upstream error event mid-stream makes the SDK throw, as with Ollama's own", async () => {
+    fake.behaviour.errorAfter = 3
+    const run = async () => {
+      for await (const _ of await anthropic.messages.create({ ...ask, stream: true })) {
+      }
+    }
+    await expect(run()).rejects.toThrow('fake runtime error')
+  })
+
+  test("a stream the backend breaks off: the gateway's error event makes the SDK throw, not end quietly", async () => {
+    // The SDK acts only on named events; a bare `data:` error line would be skipped as a stream's end.
+    fake.behaviour.breakAfter = 3
+    const seen: string[] = []
+    const run = async () => {
+      for await (const event of await anthropic.messages.create({ ...ask, stream: true })) seen.push(event.type)
+    }
+    await expect(run()).rejects.toThrow('upstream connection failed mid-stream')
+    expect(seen).toEqual(['message_start', 'content_block_start', 'content_block_delta'])
   })
 })
