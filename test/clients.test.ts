@@ -64,7 +64,10 @@ describe('ollama-js', () => {
     const show = await ollama.show({ model: 'llama3.2' })
     expect(show.details.family).toBe('llama')
     const embed = await ollama.embed({ model: 'nomic-embed-text', input: ['a', 'b'] })
-    expect(embed.embeddings).toEqual([[0.1, 0.2, 0.3]])
+    expect(embed.embeddings).toEqual([
+      [0.1, 0.2, 0.3],
+      [0.1, 0.2, 0.3],
+    ])
     expect(fake.last('/api/embed').json).toEqual({ model: 'nomic-embed-text', input: ['a', 'b'] })
     expect((await ollama.ps()).models.map((m) => m.name)).toEqual(['llama3.2:latest'])
   })

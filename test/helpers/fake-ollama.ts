@@ -101,8 +101,12 @@ export class FakeOllama {
 
   /** Ollama resolves names the way UPSTREAM §5 says: `llama3`, `library/llama3:latest` are one model. */
   has(model: string): boolean {
+    return this.indexOf(model) !== -1
+  }
+
+  private indexOf(model: string): number {
     const wanted = normalizeModel(model)
-    return this.models.some((m) => normalizeModel(m.name) === wanted)
+    return this.models.findIndex((m) => normalizeModel(m.name) === wanted)
   }
 
   private behaviourFor(model: unknown): Behaviour {
@@ -202,7 +206,8 @@ export class FakeOllama {
       case '/api/embed':
         return this.json(r, b, {
           model,
-          embeddings: [[0.1, 0.2, 0.3]],
+          // One vector per input, as Ollama answers.
+          embeddings: (Array.isArray(json.input) ? json.input : [json.input]).map(() => [0.1, 0.2, 0.3]),
           total_duration: 1000,
           load_duration: 10,
           prompt_eval_count: b.promptTokens,
@@ -222,18 +227,19 @@ export class FakeOllama {
       case '/api/push':
       case '/api/create': {
         const lines = progressLines(b)
-        if (p === '/api/pull' && model && !this.models.some((m) => m.name === model))
-          this.models.push({ name: model.includes(':') ? model : `${model}:latest` })
+        if (p === '/api/pull' && model && !this.has(model)) this.models.push({ name: model.includes(':') ? model : `${model}:latest` })
         return json.stream === false ? this.json(r, b, { status: 'success' }) : this.stream(r, lines, b, 'application/x-ndjson')
       }
       case '/api/copy': {
-        const source = this.models.find((m) => m.name === json.source)
-        if (!source) return ollamaError(404, `model '${json.source}' not found`)
-        this.models.push({ name: String(json.destination) })
+        if (typeof json.source !== 'string' || typeof json.destination !== 'string' || !json.source || !json.destination)
+          return ollamaError(400, 'source and destination are required')
+        if (!this.has(json.source)) return ollamaError(404, `model '${json.source}' not found`)
+        const destination = json.destination.includes(':') ? json.destination : `${json.destination}:latest`
+        if (!this.has(destination)) this.models.push({ name: destination })
         return new Response(null, { status: 200 })
       }
       case '/api/delete': {
-        const i = this.models.findIndex((m) => m.name === model)
+        const i = typeof model === 'string' ? this.indexOf(model) : -1
         if (i === -1) return ollamaError(404, `model '${model}' not found`)
         this.models.splice(i, 1)
         return new Response(null, { status: 200 })
