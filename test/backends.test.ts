@@ -92,6 +92,31 @@ describe('discovery (SPEC §4.6)', () => {
     expect(res?.headers.get('x-backend')).toBe('gpuC')
   })
 
+  test('copy and delete by short names go where the model is and take effect at once (SPEC §4.6)', async () => {
+    // phi4-mini was pulled onto gpuC by the test before; Ollama resolves `phi4-mini` to `phi4-mini:latest`.
+    // An unknown model first, so that the re-poll before a 404 has just run and will not run again.
+    expect((await chat(slow, 'no-such-model')).status).toBe(404)
+    // The refresh after the copy is still running when the chat comes.
+    gpuC.behaviour.listDelayMs = 300
+    const copy = await fetch(`${slow.url}/api/copy`, {
+      method: 'POST',
+      headers: slow.auth,
+      body: '{"source":"phi4-mini","destination":"phi4-copy"}',
+    })
+    expect(copy.status).toBe(200)
+    expect(copy.headers.get('x-backend')).toBe('gpuC')
+    const copied = await chat(slow, 'phi4-copy')
+    expect(copied.status).toBe(200)
+    expect(copied.headers.get('x-backend')).toBe('gpuC')
+    gpuC.behaviour.listDelayMs = undefined
+    const gone = await fetch(`${slow.url}/api/delete`, { method: 'DELETE', headers: slow.auth, body: '{"model":"PHI4-COPY"}' })
+    expect(gone.status).toBe(200)
+    expect(gpuC.has('phi4-copy')).toBe(false)
+    const after = await chat(slow, 'phi4-copy')
+    expect(after.status).toBe(404)
+    expect(await after.json()).toEqual({ error: "model 'phi4-copy' not found" })
+  })
+
   test('pull without X-Backend goes to the backend with the most room and says which', async () => {
     const pull = await fetch(`${slow.url}/api/pull`, { method: 'POST', headers: slow.auth, body: '{"model":"smollm2","stream":false}' })
     expect(pull.status).toBe(200)

@@ -60,12 +60,23 @@ export class DiscoveryPoller {
     await Promise.all(this.registry.all.map((b) => this.poll(b)))
   }
 
-  /** SPEC §4.6: before a 404, re-poll the backends not polled in the last few seconds. */
+  /**
+   * SPEC §4.6: before a 404, re-poll the backends not polled in the last few seconds, and wait for any
+   * probe already running: the refresh after a pull, copy or delete through the gateway starts as that
+   * answer ends, so the client's next request (`ollama cp a b`, then a chat with `b`) may come first.
+   */
   async repollStale(): Promise<void> {
     const now = Date.now()
-    const due = this.registry.all.filter((b) => now - (this.lastRepoll.get(b.name) ?? 0) >= REPOLL_MIN_MS)
-    for (const b of due) this.lastRepoll.set(b.name, now)
-    await Promise.all(due.map((b) => this.poll(b)))
+    const probes: Promise<void>[] = []
+    for (const b of this.registry.all) {
+      const running = this.pending.get(b.name)
+      if (running) probes.push(running)
+      else if (now - (this.lastRepoll.get(b.name) ?? 0) >= REPOLL_MIN_MS) {
+        this.lastRepoll.set(b.name, now)
+        probes.push(this.poll(b))
+      }
+    }
+    await Promise.all(probes)
   }
 
   private schedule(): void {
