@@ -85,8 +85,13 @@ for (const mode of modes) {
     })
 
     test('an expired key is refused with its own message', async () => {
-      const past = await createKey({ name: 'old', expires_at: new Date(Date.now() - 1000).toISOString() })
-      expect(past.state).toBe('expired')
+      // An update to a past expiry expires a key at once (a new key cannot be born expired).
+      const past = await createKey({ name: 'old', expires_at: new Date(Date.now() + 60_000).toISOString() })
+      const expired = await admin(`/admin/keys/${past.id}`, {
+        method: 'PATCH',
+        body: JSON.stringify({ expires_at: new Date(Date.now() - 1000).toISOString() }),
+      })
+      expect((await expired.json()).state).toBe('expired')
       const res = await chat(past.key)
       expect(res.status).toBe(401)
       expect(await res.json()).toEqual({ error: 'API key expired' })
@@ -244,6 +249,17 @@ for (const mode of modes) {
           `field 'expires_at' must be an ISO 8601 date-time such as 2027-01-31T12:00:00Z or null; got "tomorrow"`,
         ],
         [key, { method: 'PATCH', body: '{"metadata":"x"}' }, `field 'metadata' must be a JSON object; got "x"`],
+        // Two names run together would silently allow neither.
+        [
+          key,
+          { method: 'PATCH', body: '{"allowed_models":["llama3.2, qwen3"]}' },
+          `field 'allowed_models.0' must be a model name or glob such as llama3.2 or qwen3:* (letters, digits and _ . - : / @ * ?); got "llama3.2, qwen3"`,
+        ],
+        [
+          '/admin/keys',
+          { method: 'POST', body: '{"name":"late","expires_at":"2020-01-01T00:00:00Z"}' },
+          'expires_at 2020-01-01T00:00:00.000Z is in the past; a new key must expire later',
+        ],
         [key, { method: 'PATCH', body: '[1]' }, 'request body must be a JSON object'],
         ['/admin/keys', { method: 'POST', body: '{"name":""}' }, `field 'name' must be a string of 1 to 200 characters; got ""`],
         ['/admin/keys', { method: 'POST', body: '{}' }, "field 'name' is required"],

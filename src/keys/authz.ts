@@ -10,6 +10,14 @@ export function hasScope(key: Pick<KeyRecord, 'scopes'>, scope: Scope): boolean 
   return key.scopes.includes(scope) || key.scopes.includes('admin')
 }
 
+/**
+ * What an `allowed_models` entry may hold: the characters of model names (UPSTREAM §5: host, namespace,
+ * tag, digest) and the wildcards. A space or comma means several names run together, which would
+ * silently match nothing.
+ */
+export const MODEL_PATTERN = '^[A-Za-z0-9_.:/@*?-]+$'
+export const MODEL_PATTERN_DESCRIPTION = 'a model name or glob such as llama3.2 or qwen3:* (letters, digits and _ . - : / @ * ?)'
+
 type Matcher = (model: string) => boolean
 const compiled = new WeakMap<readonly string[], Matcher>()
 

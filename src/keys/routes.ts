@@ -5,13 +5,19 @@ import { recordAdminEvent } from '../audit/admin-event.ts'
 import { GatewayError } from '../errors.ts'
 import type { Services } from '../services.ts'
 import { decodeCursor } from '../store/store.ts'
+import { MODEL_PATTERN, MODEL_PATTERN_DESCRIPTION } from './authz.ts'
 import { adminPlugin } from './guard.ts'
 import { KeyView, keyView, LimitsSchema, ScopeSchema } from './present.ts'
 import type { KeyPatch } from './service.ts'
 
 const KeyFields = {
   scopes: t.Optional(t.Array(ScopeSchema, { minItems: 1, uniqueItems: true, description: "default ['inference']" })),
-  allowed_models: t.Optional(t.Array(t.String({ minLength: 1, maxLength: 300 }), { maxItems: 200, examples: [['llama3.2', 'qwen3:*']] })),
+  allowed_models: t.Optional(
+    t.Array(t.String({ minLength: 1, maxLength: 300, pattern: MODEL_PATTERN, description: MODEL_PATTERN_DESCRIPTION }), {
+      maxItems: 200,
+      examples: [['llama3.2', 'qwen3:*']],
+    }),
+  ),
   limits: t.Optional(LimitsSchema),
   metadata: t.Optional(t.Record(t.String(), t.Unknown(), { description: 'free-form, up to 16 KiB as JSON' })),
   expires_at: t.Optional(t.Union([t.String({ format: 'date-time' }), t.Null()], { description: 'ISO 8601; null = never' })),

@@ -2,7 +2,10 @@
 import { GatewayError } from '../errors.ts'
 import type { Scope } from '../proxy/endpoints.ts'
 import { type KeyChanges, type KeyListQuery, type KeyPage, type KeyRecord, keyState, type Limits, type Store } from '../store/store.ts'
-import { SCOPES } from './authz.ts'
+import { MODEL_PATTERN, MODEL_PATTERN_DESCRIPTION, SCOPES } from './authz.ts'
+
+const MODEL_PATTERN_RE = new RegExp(MODEL_PATTERN)
+
 import { newKey, parseKey } from './format.ts'
 import type { Hasher } from './hasher.ts'
 
@@ -33,8 +36,15 @@ export class KeyService {
 
   async create(input: KeyInput): Promise<IssuedKey> {
     validate(input)
-    const issued = newKey()
     const now = Date.now()
+    // A key born expired is a typo (a wrong year), never useful. An update may still set a past
+    // expiry: that expires the key now.
+    if (typeof input.expiresAt === 'number' && input.expiresAt <= now)
+      throw new GatewayError(
+        'bad_request',
+        `expires_at ${new Date(input.expiresAt).toISOString()} is in the past; a new key must expire later`,
+      )
+    const issued = newKey()
     const record: KeyRecord = {
       id: issued.id,
       hash: await this.hasher.hash(issued.secret),
@@ -164,6 +174,10 @@ function validate(input: KeyPatch): void {
     if (value !== undefined && value !== null && (!Number.isInteger(value) || value < 1)) {
       throw new GatewayError('bad_request', `limit ${name} must be a whole number of at least 1`)
     }
+  }
+  for (const pattern of input.allowedModels ?? []) {
+    if (!MODEL_PATTERN_RE.test(pattern))
+      throw new GatewayError('bad_request', `allowed model '${pattern}' is not ${MODEL_PATTERN_DESCRIPTION}; list each model on its own`)
   }
   if (input.expiresAt !== undefined && input.expiresAt !== null && !Number.isFinite(input.expiresAt)) {
     throw new GatewayError('bad_request', 'expires_at must be an ISO 8601 date-time')
