@@ -103,6 +103,9 @@ export class MeterTap implements StreamTap {
   /** SSE events seen: blank lines, a newline right after a newline (across chunks too). */
   private events = 0
   private lastByte = 0
+  /** Event streams: the input count their first events name, for a closing event that leaves it out. */
+  private headPrompt: number | undefined
+  private seen = 0
 
   constructor(private readonly kind: MeterKind) {}
 
@@ -112,6 +115,9 @@ export class MeterTap implements StreamTap {
       if ((i === 0 ? this.lastByte : chunk[i - 1]) === NEWLINE) this.events++
     }
     if (chunk.byteLength > 0) this.lastByte = chunk[chunk.byteLength - 1] as number
+    if (this.seen < TAIL && this.headPrompt === undefined && CLOSING[this.kind] !== undefined)
+      this.headPrompt = lastNumber(chunk, 0, chunk.byteLength, 'input_tokens')
+    this.seen += chunk.byteLength
     const n = chunk.byteLength
     if (n >= TAIL) {
       if (this.buf.byteLength < 2 * TAIL) this.buf = new Uint8Array(2 * TAIL)
@@ -157,7 +163,7 @@ export class MeterTap implements StreamTap {
       // Unfinished: one streamed line is one token.
       return { prompt: null, completion: streamed ? Math.max(0, this.lines) : null, partial: true }
     }
-    const prompt = lastNumber(bytes, start, end, 'prompt_tokens') ?? lastNumber(bytes, start, end, 'input_tokens')
+    const prompt = lastNumber(bytes, start, end, 'prompt_tokens') ?? lastNumber(bytes, start, end, 'input_tokens') ?? this.headPrompt
     const completion = lastNumber(bytes, start, end, 'completion_tokens') ?? lastNumber(bytes, start, end, 'output_tokens')
     const closing = CLOSING[this.kind]
     const final = !streamed || closing === undefined || closing.some((name) => lastIndexOf(bytes, start, end, name, end) !== -1)

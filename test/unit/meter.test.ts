@@ -78,6 +78,18 @@ describe('meter (SPEC §4.9)', () => {
     })
   })
 
+  test('a long event stream whose closing event leaves the input count out: the count from its first event', () => {
+    const ev = (name: string, data: string) => `event: ${name}\ndata: {"type":"${name}"${data}}\n\n`
+    const deltas = Array.from({ length: 200 }, () => ev('content_block_delta', ',"delta":{"type":"text_delta","text":"word"}'))
+    const chunks = [
+      ev('message_start', ',"message":{"usage":{"input_tokens":31,"output_tokens":1}}'),
+      ...deltas,
+      ev('message_delta', ',"usage":{"output_tokens":200}') + ev('message_stop', ''),
+    ]
+    expect(chunks.join('').length).toBeGreaterThan(4096 * 2)
+    expect(metered('anthropic', true, ...chunks)).toEqual({ prompt: 31, completion: 200, partial: false })
+  })
+
   test('an event whose blank line is split across chunks is counted once', () => {
     expect(metered('openai', true, 'data: {"a":1}\n', '\ndata: {"a":2}\n', '\n')).toEqual({ prompt: null, completion: 2, partial: true })
   })
