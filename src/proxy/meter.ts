@@ -100,24 +100,29 @@ export class MeterTap implements StreamTap {
   private buf = EMPTY
   private len = 0
   private lines = 0
-  /** SSE events seen: blank lines, a newline right after a newline (across chunks too). */
+  /** SSE answers: events seen (blank lines: a newline right after a newline, across chunks too). */
+  private readonly sse: boolean
   private events = 0
   private lastByte = 0
   /** Event streams: the input count their first events name, for a closing event that leaves it out. */
+  private readonly closing: readonly Uint8Array[] | undefined
+  private headPending: boolean
   private headPrompt: number | undefined
   private seen = 0
 
-  constructor(private readonly kind: MeterKind) {}
+  constructor(private readonly kind: MeterKind) {
+    this.sse = kind !== 'native'
+    this.closing = CLOSING[kind]
+    this.headPending = this.closing !== undefined
+  }
 
   chunk(chunk: Uint8Array): Uint8Array {
     for (let i = chunk.indexOf(NEWLINE); i !== -1; i = chunk.indexOf(NEWLINE, i + 1)) {
       this.lines++
-      if ((i === 0 ? this.lastByte : chunk[i - 1]) === NEWLINE) this.events++
+      if (this.sse && (i === 0 ? this.lastByte : chunk[i - 1]) === NEWLINE) this.events++
     }
-    if (chunk.byteLength > 0) this.lastByte = chunk[chunk.byteLength - 1] as number
-    if (this.seen < TAIL && this.headPrompt === undefined && CLOSING[this.kind] !== undefined)
-      this.headPrompt = lastNumber(chunk, 0, chunk.byteLength, 'input_tokens')
-    this.seen += chunk.byteLength
+    if (this.sse && chunk.byteLength > 0) this.lastByte = chunk[chunk.byteLength - 1] as number
+    if (this.headPending) this.readHead(chunk)
     const n = chunk.byteLength
     if (n >= TAIL) {
       if (this.buf.byteLength < 2 * TAIL) this.buf = new Uint8Array(2 * TAIL)
@@ -148,6 +153,12 @@ export class MeterTap implements StreamTap {
     return undefined
   }
 
+  private readHead(chunk: Uint8Array): void {
+    this.headPrompt = lastNumber(chunk, 0, chunk.byteLength, 'input_tokens')
+    this.seen += chunk.byteLength
+    this.headPending = this.headPrompt === undefined && this.seen < TAIL
+  }
+
   usage(streamed: boolean): Usage {
     if (this.kind === 'none') return { prompt: null, completion: null, partial: false }
     const bytes = this.buf
@@ -165,7 +176,7 @@ export class MeterTap implements StreamTap {
     }
     const prompt = lastNumber(bytes, start, end, 'prompt_tokens') ?? lastNumber(bytes, start, end, 'input_tokens') ?? this.headPrompt
     const completion = lastNumber(bytes, start, end, 'completion_tokens') ?? lastNumber(bytes, start, end, 'output_tokens')
-    const closing = CLOSING[this.kind]
+    const closing = this.closing
     const final = !streamed || closing === undefined || closing.some((name) => lastIndexOf(bytes, start, end, name, end) !== -1)
     if (prompt !== undefined && final) return { prompt, completion: completion ?? 0, partial: false }
     // Unfinished: one event is one token (an event stream's input count, sent early, is kept).
