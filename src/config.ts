@@ -113,6 +113,8 @@ export interface Config {
   readonly auditRetentionDays: number
   readonly rateLimitFailClosed: boolean
   readonly metricsPublic: boolean
+  /** Settings that look like a mistake without being invalid: logged as warnings at startup. */
+  readonly notices?: readonly string[]
 }
 
 export class ConfigError extends Error {
@@ -263,6 +265,13 @@ export function loadConfig(source: Record<string, string | undefined>, opts: { i
     problems.push('TLS_CERT_FILE and TLS_KEY_FILE: set both or neither')
   }
   if (problems.length > 0) throw new ConfigError(problems)
+  const notices: string[] = []
+  // OLLAMA_HOST is what Ollama's own clients and server read; an operator may set it for the gateway.
+  if (source.OLLAMA_HOST && raw.OLLAMA_BASE_URL === undefined && raw.OLLAMA_BACKENDS === undefined) {
+    notices.push(
+      `OLLAMA_HOST is set but the gateway does not read it; its backend is OLLAMA_BASE_URL (default ${env.OLLAMA_BASE_URL}) or OLLAMA_BACKENDS`,
+    )
+  }
 
   const config: Config = {
     host: env.HOST,
@@ -290,6 +299,7 @@ export function loadConfig(source: Record<string, string | undefined>, opts: { i
     auditRetentionDays: env.AUDIT_RETENTION_DAYS,
     rateLimitFailClosed: env.RATE_LIMIT_FAIL_CLOSED,
     metricsPublic: env.METRICS_PUBLIC,
+    ...(notices.length > 0 ? { notices } : {}),
     ...(env.OLLAMA_AUTH_TOKEN ? { upstreamToken: env.OLLAMA_AUTH_TOKEN } : {}),
     ...(env.DATABASE_URL ? { databaseUrl: env.DATABASE_URL } : {}),
     ...(env.REDIS_URL ? { redisUrl: env.REDIS_URL } : {}),

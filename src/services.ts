@@ -220,6 +220,7 @@ export function createServices(config: Config, log: Logger, runtime: Runtime, ov
     startedAt: Date.now(),
     storeReady: () => ready,
     async start() {
+      for (const notice of config.notices ?? []) log.warn(notice)
       if (config.databaseUrl && !redis) log.warn('DATABASE_URL without REDIS_URL: rate limits and key caches are per replica')
       await Promise.all([openStoreWithRetry(), redis ? connectRedis(redis, 3000) : Promise.resolve(true), discovery.start()])
       if (redis && redis.status !== 'ready') log.warn('redis unreachable; retrying in the background', { url: 'REDIS_URL' })

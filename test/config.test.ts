@@ -92,6 +92,15 @@ describe('every bad value is named with its expected form', () => {
 })
 
 describe('backends and flags', () => {
+  test("OLLAMA_HOST (Ollama's own variable) is not read, and a startup notice says so unless a backend is set", () => {
+    expect(loadConfig({ OLLAMA_HOST: 'http://gpu:11434' }).notices).toEqual([
+      'OLLAMA_HOST is set but the gateway does not read it; its backend is OLLAMA_BASE_URL (default http://127.0.0.1:11434) or OLLAMA_BACKENDS',
+    ])
+    expect(loadConfig({ OLLAMA_HOST: 'http://gpu:11434' }).backends[0]?.url).toBe('http://127.0.0.1:11434')
+    expect(loadConfig({ OLLAMA_HOST: '0.0.0.0', OLLAMA_BASE_URL: 'http://gpu:11434' }).notices).toBeUndefined()
+    expect(loadConfig({}).notices).toBeUndefined()
+  })
+
   test('OLLAMA_BACKENDS in both forms overrides OLLAMA_BASE_URL', () => {
     expect(
       loadConfig({ OLLAMA_BASE_URL: 'http://ignored:1', OLLAMA_BACKENDS: 'gpu1=http://h1:11434/, gpu2=http://h2:11434' }).backends,
