@@ -3,11 +3,10 @@ import { GatewayError } from '../errors.ts'
 import type { Scope } from '../proxy/endpoints.ts'
 import { type KeyChanges, type KeyListQuery, type KeyPage, type KeyRecord, keyState, type Limits, type Store } from '../store/store.ts'
 import { MODEL_PATTERN, MODEL_PATTERN_DESCRIPTION, SCOPES } from './authz.ts'
-
-const MODEL_PATTERN_RE = new RegExp(MODEL_PATTERN)
-
 import { newKey, parseKey } from './format.ts'
 import type { Hasher } from './hasher.ts'
+
+const MODEL_PATTERN_RE = new RegExp(MODEL_PATTERN)
 
 export interface KeyInput {
   readonly name: string
