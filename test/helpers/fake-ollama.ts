@@ -545,8 +545,10 @@ function responsesEvents(model: string, b: Behaviour): string[] {
   return events
 }
 
-/** A streamed `/v1/messages` answer as Ollama's Anthropic middleware writes it: named events, the input
- * count in `message_start`, both counts in `message_delta`, then `message_stop`. */
+/**
+ * A streamed `/v1/messages` answer as Ollama's Anthropic middleware writes it: named events, the input
+ * count in `message_start`, both counts in `message_delta`, then `message_stop`.
+ */
 function anthropicEvents(model: string, b: Behaviour): string[] {
   const event = (name: string, data: Record<string, unknown>) => `event: ${name}\ndata: ${JSON.stringify({ type: name, ...data })}\n\n`
   const events = [
