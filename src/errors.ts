@@ -44,45 +44,20 @@ export function dialectOf(pathname: string): Dialect {
   return 'ollama'
 }
 
-// UPSTREAM §3: the OpenAI SDK maps `type` to its exception classes.
-function openaiType(status: number): string {
-  switch (status) {
-    case 400:
-    case 413:
-      return 'invalid_request_error'
-    case 401:
-      return 'authentication_error'
-    case 403:
-      return 'permission_error'
-    case 404:
-      return 'not_found_error'
-    case 429:
-      return 'rate_limit_error'
-    default:
-      return 'api_error'
-  }
+// UPSTREAM §3: the SDKs map `type` to their exception classes. OpenAI's names and Anthropic's (which
+// Ollama's `/v1/messages` uses) agree but for a body too large and a server overloaded.
+const ERROR_TYPES: Readonly<Record<number, string>> = {
+  400: 'invalid_request_error',
+  401: 'authentication_error',
+  403: 'permission_error',
+  404: 'not_found_error',
+  429: 'rate_limit_error',
 }
 
-// Anthropic's error types, as Ollama's `/v1/messages` maps its statuses onto them.
-function anthropicType(status: number): string {
-  switch (status) {
-    case 400:
-      return 'invalid_request_error'
-    case 401:
-      return 'authentication_error'
-    case 403:
-      return 'permission_error'
-    case 404:
-      return 'not_found_error'
-    case 413:
-      return 'request_too_large'
-    case 429:
-      return 'rate_limit_error'
-    case 503:
-      return 'overloaded_error'
-    default:
-      return 'api_error'
-  }
+function errorType(dialect: 'openai' | 'anthropic', status: number): string {
+  if (status === 413) return dialect === 'anthropic' ? 'request_too_large' : 'invalid_request_error'
+  if (status === 503 && dialect === 'anthropic') return 'overloaded_error'
+  return ERROR_TYPES[status] ?? 'api_error'
 }
 
 export function errorBody(dialect: Dialect, code: string, status: number, message: string, requestId: string): string {
@@ -90,9 +65,9 @@ export function errorBody(dialect: Dialect, code: string, status: number, messag
     case 'ollama':
       return JSON.stringify({ error: message })
     case 'openai':
-      return JSON.stringify({ error: { message, type: openaiType(status), param: null, code } })
+      return JSON.stringify({ error: { message, type: errorType('openai', status), param: null, code } })
     case 'anthropic':
-      return JSON.stringify({ type: 'error', error: { type: anthropicType(status), message }, request_id: requestId })
+      return JSON.stringify({ type: 'error', error: { type: errorType('anthropic', status), message }, request_id: requestId })
     case 'admin':
       return JSON.stringify({ error: { code, message, request_id: requestId } })
   }
