@@ -537,7 +537,8 @@ function responsesEvents(model: string, b: Behaviour): string[] {
     usage: { input_tokens: b.promptTokens, output_tokens: b.chunks, total_tokens: b.promptTokens + b.chunks },
   }
   const events = [
-    `event: response.created\ndata: ${JSON.stringify({ type: 'response.created', response: { ...response, status: 'in_progress' } })}\n\n`,
+    // As Ollama's: the counts come only with `response.completed`.
+    `event: response.created\ndata: ${JSON.stringify({ type: 'response.created', response: { ...response, status: 'in_progress', usage: null } })}\n\n`,
   ]
   for (let i = 0; i < b.chunks; i++)
     events.push(`event: response.output_text.delta\ndata: ${JSON.stringify({ type: 'response.output_text.delta', delta: `w${i} ` })}\n\n`)
