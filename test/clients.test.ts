@@ -141,6 +141,24 @@ describe('openai SDK', () => {
     expect(one.id).toBe('llama3.2:latest')
   })
 
+  test('responses, streamed: every event as upstream sent it; a stream the backend breaks off makes the SDK throw', async () => {
+    const events = []
+    for await (const event of await openai.responses.create({ model: 'llama3.2', input: 'hi', stream: true })) events.push(event)
+    const sent = fake
+      .sentText(fake.last('/v1/responses'))
+      .split('\n\n')
+      .filter(Boolean)
+      .map((e) => JSON.parse(e.slice(e.indexOf('data: ') + 6)))
+    expect(events).toEqual(sent)
+    expect(events.at(-1)?.type).toBe('response.completed')
+    fake.behaviour.breakAfter = 2
+    const run = async () => {
+      for await (const _ of await openai.responses.create({ model: 'llama3.2', input: 'hi', stream: true })) {
+      }
+    }
+    await expect(run()).rejects.toThrow('upstream connection failed mid-stream')
+  })
+
   test('a gateway error surfaces as the SDK error class for its status', async () => {
     // The SDK's APIPromise is a thenable, not a Promise: wrap it so `rejects` sees the rejection.
     const attempt = (model: string) => (async () => await openai.chat.completions.create({ model, messages: [] }))()
