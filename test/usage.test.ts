@@ -205,7 +205,11 @@ describe('metering (SPEC §4.9), embedded', () => {
     })
     const reader = (res.body as ReadableStream<Uint8Array>).getReader()
     let text = ''
-    while ((text.match(/text_delta/g) ?? []).length < 4) text += new TextDecoder().decode((await reader.read()).value)
+    while ((text.match(/text_delta/g) ?? []).length < 4) {
+      const { done, value } = await reader.read()
+      if (done) throw new Error(`the stream ended before four deltas: ${text}`)
+      text += new TextDecoder().decode(value)
+    }
     controller.abort()
     const rows = await eventually(
       () => auditOf(gw),
