@@ -189,6 +189,27 @@ describe('Anthropic SDK on /v1/messages (UPSTREAM §1, §4)', () => {
       .map((e) => JSON.parse(e.slice(e.indexOf('data: ') + 6)))
     expect(events).toEqual(sent)
     expect(events.map((e) => e.type)).toContain('message_stop')
+    // The SDK's own accumulator builds the whole message from the relayed events.
+    const message = await anthropic.messages.stream(ask).finalMessage()
+    expect(message.content.map((block) => (block.type === 'text' ? block.text : block.type))).toEqual(['w0 w1 w2 '])
+    expect(message.usage).toMatchObject({ input_tokens: 7, output_tokens: 3 })
+  })
+
+  test("a key over its rpm gets Anthropic's rate_limit_error with Retry-After", async () => {
+    const res = await fetch(`${gw.url}/admin/keys`, {
+      method: 'POST',
+      headers: gw.auth,
+      body: JSON.stringify({ name: 'anthropic-limited', limits: { rpm: 1 } }),
+    })
+    const limited = new Anthropic({ baseURL: gw.url, apiKey: (await res.json()).key, maxRetries: 0 })
+    // Limits count in fixed minutes: both requests must fall in one.
+    while (new Date().getSeconds() >= 58) await Bun.sleep(250)
+    await limited.messages.create(ask)
+    const refused = await (async () => await limited.messages.create(ask))().catch((e: unknown) => e)
+    expect(refused).toBeInstanceOf(Anthropic.RateLimitError)
+    const err = refused as InstanceType<typeof Anthropic.RateLimitError>
+    expect(err.error).toMatchObject({ type: 'error', error: { type: 'rate_limit_error' } })
+    expect(Number(err.headers?.get('retry-after'))).toBeGreaterThan(0)
   })
 
   test("the gateway's errors are Anthropic's shape: the SDK raises the class for the status, with the message", async () => {
