@@ -28,6 +28,13 @@ afterAll(async () => {
 }, 30_000)
 beforeEach(() => fake.reset())
 
+/** The data of each SSE event the fake sent for the last request to `path`, parsed. */
+const sentEvents = (path: string) =>
+  fake
+    .sentText(fake.last(path))
+    .split('\n\n')
+    .filter(Boolean)
+    .map((e) => JSON.parse(e.slice(e.indexOf('data: ') + 6)))
 const sentLines = (path: string) =>
   fake
     .sentText(fake.last(path))
@@ -144,12 +151,7 @@ describe('openai SDK', () => {
   test('responses, streamed: every event as upstream sent it; a stream the backend breaks off makes the SDK throw', async () => {
     const events = []
     for await (const event of await openai.responses.create({ model: 'llama3.2', input: 'hi', stream: true })) events.push(event)
-    const sent = fake
-      .sentText(fake.last('/v1/responses'))
-      .split('\n\n')
-      .filter(Boolean)
-      .map((e) => JSON.parse(e.slice(e.indexOf('data: ') + 6)))
-    expect(events).toEqual(sent)
+    expect(events).toEqual(sentEvents('/v1/responses'))
     expect(events.at(-1)?.type).toBe('response.completed')
     fake.behaviour.breakAfter = 2
     const run = async () => {
@@ -182,12 +184,7 @@ describe('Anthropic SDK on /v1/messages (UPSTREAM §1, §4)', () => {
   test('streamed: every event equals the upstream event', async () => {
     const events = []
     for await (const event of await anthropic.messages.create({ ...ask, stream: true })) events.push(event)
-    const sent = fake
-      .sentText(fake.last('/v1/messages'))
-      .split('\n\n')
-      .filter(Boolean)
-      .map((e) => JSON.parse(e.slice(e.indexOf('data: ') + 6)))
-    expect(events).toEqual(sent)
+    expect(events).toEqual(sentEvents('/v1/messages'))
     expect(events.map((e) => e.type)).toContain('message_stop')
     // The SDK's own accumulator builds the whole message from the relayed events.
     const message = await anthropic.messages.stream(ask).finalMessage()
