@@ -222,7 +222,8 @@ export function createServices(config: Config, log: Logger, runtime: Runtime, ov
     async start() {
       for (const notice of config.notices ?? []) log.warn(notice)
       if (config.databaseUrl && !redis) log.warn('DATABASE_URL without REDIS_URL: rate limits and key caches are per replica')
-      await Promise.all([openStoreWithRetry(), redis ? connectRedis(redis, 3000) : Promise.resolve(true), discovery.start()])
+      const redisUp = redis ? connectRedis(redis, 3000) : Promise.resolve(true)
+      await Promise.all([openStoreWithRetry(), redisUp, discovery.start(redisUp)])
       if (redis && redis.status !== 'ready') log.warn('redis unreachable; retrying in the background', { url: 'REDIS_URL' })
       const flush = setInterval(() => void lastUsed.flush(store), 5000)
       ;(flush as { unref?: () => void }).unref?.()

@@ -117,6 +117,36 @@ describe('two replicas on one Postgres and Redis', () => {
     expect(metricValue(await metrics(b), 'nnz_revocations_received_total')).toBeGreaterThanOrEqual(20)
   })
 
+  test('a third replica routes from the shared discovery snapshot while its own first poll is slow (SPEC §4.6)', async () => {
+    // A and B have polled the fake and written what it holds to Redis. The fake now takes 4 s over its
+    // listings: the new replica must not wait for them to serve.
+    fake.behaviour = { ...fake.behaviour, listDelayMs: 4000 }
+    let c: GatewayProcess | undefined
+    try {
+      c = await startGateway({ env })
+      expect(c.logs.find((l) => l.msg === 'discovery snapshot loaded')).toMatchObject({ backends: ['default'] })
+      const chat = await fetch(`${c.url}/api/chat`, {
+        method: 'POST',
+        headers: { ...c.auth, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }], stream: false }),
+      })
+      expect(chat.status).toBe(200)
+      expect(chat.headers.get('x-backend')).toBe('default')
+      expect((await chat.json()).done).toBe(true)
+      // Its own probe has not answered yet: the models it routed by came from the snapshot.
+      const listed = await (await fetch(`${c.url}/admin/backends`, { headers: c.auth })).json()
+      expect(listed.backends[0]).toMatchObject({ name: 'default', health: 'unknown' })
+      expect(listed.backends[0].models).toContain('registry.ollama.ai/library/llama3.2:latest')
+      expect((await fetch(`${c.url}/readyz`)).status).toBe(503)
+      // Then the probe answers and takes over.
+      await c.waitForLog((l) => l.msg === 'backend up', 10_000)
+      expect((await fetch(`${c.url}/readyz`)).status).toBe(200)
+    } finally {
+      fake.behaviour = { ...fake.behaviour, listDelayMs: 0 }
+      await c?.stop()
+    }
+  }, 30_000)
+
   test('after Postgres restarts under B, a key revoked through A is still refused by B', async () => {
     const { key, id } = await create('survivor')
     expect((await use(b, key)).status).toBe(200)

@@ -1,10 +1,11 @@
 // SPEC §4.6: each backend is polled for the models it has (`/api/tags`) and has loaded (`/api/ps`),
 // with jitter so replicas do not poll in step. A probe is bounded by OLLAMA_CONNECT_TIMEOUT_S. In
-// cluster mode each result is also written to Redis, so a fresh replica routes before its first poll.
+// cluster mode each result is also written to Redis, so a fresh replica routes before its first poll:
+// a backend another replica polled lately holds startup only briefly, however slow its first probe.
 import type { Redis } from 'ioredis'
 import type { Logger } from '../log.ts'
 import { toHeaders } from '../runtime/client.ts'
-import type { Backend } from './backend.ts'
+import { type Backend, redactUrl } from './backend.ts'
 import { normalizeModel } from './model-name.ts'
 import type { BackendRegistry } from './registry.ts'
 
@@ -25,7 +26,10 @@ const REPOLL_MIN_MS = 3000
 const RETRY_FIRST_MS = 1000
 /** A probe's timeout firing this much later than due means the process itself was stalled. */
 const STALL_MS = 1000
-const snapshotKey = (name: string) => `nnz:discovery:${name}`
+/** At startup, the longest a backend known from a shared snapshot holds the first answer for its probe. */
+export const SNAPSHOT_START_MS = 1000
+/** Keyed by name and address, so deployments sharing one Redis do not read each other's backends. */
+const snapshotKey = (backend: Backend) => `nnz:discovery:${backend.name}@${redactUrl(backend.url)}`
 
 export class DiscoveryPoller {
   private timer?: ReturnType<typeof setTimeout>
@@ -42,10 +46,24 @@ export class DiscoveryPoller {
     private readonly opts: { intervalMs: number; probeTimeoutMs: number; redis?: Redis },
   ) {}
 
-  /** Loads a shared snapshot, polls every backend once (awaited, so readiness is known), then keeps polling. */
-  async start(): Promise<void> {
-    await this.loadSnapshots()
-    await this.pollAll()
+  /**
+   * Loads the shared snapshots once Redis is up (`redisUp` settles when it connects or gives up), polls
+   * every backend once, then keeps polling. The first poll is awaited, so readiness is known when the
+   * gateway listens, except for a backend known from a snapshot: its probe is waited for at most
+   * SNAPSHOT_START_MS, and the snapshot routes until the probe answers (SPEC §4.6).
+   */
+  async start(redisUp: Promise<unknown> = Promise.resolve()): Promise<void> {
+    const polls = this.registry.all.map((b) => this.poll(b))
+    await redisUp
+    const known = await this.loadSnapshots()
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const brief = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, SNAPSHOT_START_MS)
+    })
+    await Promise.all(this.registry.all.map((b, i) => (known.has(b) ? Promise.race([polls[i], brief]) : polls[i])))
+    clearTimeout(timer)
+    // A probe that answered before Redis was up could not share what it found: it does now.
+    for (const b of this.registry.all) if (b.health === 'up') this.saveSnapshot(b)
     this.schedule()
   }
 
@@ -160,25 +178,33 @@ export class DiscoveryPoller {
     const redis = this.opts.redis
     if (redis?.status !== 'ready') return
     const snapshot: Snapshot = { models: [...backend.models], loaded: [...backend.loaded], disk: backend.diskBytes, at: Date.now() }
-    redis.set(snapshotKey(backend.name), JSON.stringify(snapshot), 'PX', Math.max(3 * this.opts.intervalMs, 30_000)).catch(() => {})
+    redis.set(snapshotKey(backend), JSON.stringify(snapshot), 'PX', Math.max(3 * this.opts.intervalMs, 30_000)).catch(() => {})
   }
 
-  private async loadSnapshots(): Promise<void> {
+  /**
+   * The backends a snapshot was found for while their first probe is still running (their health stays
+   * `unknown`, which routing admits); a probe that already answered is not overwritten.
+   */
+  private async loadSnapshots(): Promise<Set<Backend>> {
+    const known = new Set<Backend>()
     const redis = this.opts.redis
-    if (redis?.status !== 'ready') return
+    if (redis?.status !== 'ready') return known
     try {
-      const values = await redis.mget(this.registry.all.map((b) => snapshotKey(b.name)))
+      const values = await redis.mget(this.registry.all.map(snapshotKey))
       this.registry.all.forEach((backend, i) => {
         const raw = values[i]
-        if (!raw) return
+        if (!raw || backend.health !== 'unknown') return
         const s = JSON.parse(raw) as Snapshot
         backend.models = new Set(s.models)
         backend.loaded = new Set(s.loaded)
         backend.diskBytes = s.disk
+        known.add(backend)
       })
     } catch {
-      // A snapshot only speeds up the first routing decision; the poll below is the source of truth.
+      // A snapshot only speeds up the first routing decision; the first poll is the source of truth.
     }
+    if (known.size > 0) this.log.info('discovery snapshot loaded', { backends: [...known].map((b) => b.name) })
+    return known
   }
 }
 
