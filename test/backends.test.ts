@@ -349,6 +349,54 @@ describe('fair admission (SPEC §4.7)', () => {
   })
 })
 
+describe('clients that leave while queued (SPEC §4.7, §4.8)', () => {
+  test('leave the queue at once: recorded as aborted, never sent upstream, the queue empty again', async () => {
+    const only = new FakeOllama().start()
+    only.perModel.set('llama3.2', { firstByteDelayMs: 1500 })
+    const gw = await startGateway({ env: { OLLAMA_BASE_URL: only.url, OLLAMA_MAX_CONNECTIONS: '1' } })
+    try {
+      const chat = (content: string, signal?: AbortSignal) =>
+        fetch(`${gw.url}/api/chat`, {
+          method: 'POST',
+          headers: gw.auth,
+          body: JSON.stringify({ model: 'llama3.2', messages: [{ role: 'user', content }], stream: false }),
+          ...(signal ? { signal } : {}),
+        })
+      // One request holds the only slot for 1.5 s; five more queue behind it and give up after 200 ms.
+      const holder = chat('holder')
+      await Bun.sleep(100)
+      const leavers = Array.from({ length: 5 }, (_, i) => chat(`leaver ${i}`, AbortSignal.timeout(200)).catch((err) => err))
+      await Bun.sleep(50)
+      const backends = async () => (await (await fetch(`${gw.url}/admin/backends`, { headers: gw.auth })).json()).backends[0]
+      expect(await backends()).toMatchObject({ in_flight: 1, queued: 5 })
+      for (const gone of await Promise.all(leavers)) expect((gone as Error).name).toBe('TimeoutError')
+      // While the holder still runs, the queue is empty again and the five are in the audit log.
+      let aborted: Array<Record<string, unknown>> = []
+      for (let i = 0; i < 40 && aborted.length < 5; i++) {
+        await Bun.sleep(25)
+        const page = await (await fetch(`${gw.url}/admin/audit?outcome=aborted`, { headers: gw.auth })).json()
+        aborted = page.items
+      }
+      expect(await backends()).toMatchObject({ in_flight: 1, queued: 0 })
+      expect(aborted).toHaveLength(5)
+      for (const event of aborted) {
+        expect(event).toMatchObject({ status: 499, outcome: 'aborted', path: '/api/chat', error: 'client closed the connection' })
+        expect(event.backend).toBeNull()
+      }
+      const held = await holder
+      expect(held.status).toBe(200)
+      await held.arrayBuffer()
+      // Only the holder reached the backend.
+      expect(only.received.filter((r) => r.path === '/api/chat').map((r) => r.json?.messages)).toEqual([
+        [{ role: 'user', content: 'holder' }],
+      ])
+    } finally {
+      await gw.stop()
+      await only.stop()
+    }
+  })
+})
+
 describe('upstream credentials across a retry (SPEC §3.2, §4.7)', () => {
   test('each backend tried gets its own token, and the client key reaches neither', async () => {
     const a = new FakeOllama()

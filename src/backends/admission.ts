@@ -2,6 +2,7 @@
 // queue served round-robin across keys, so one key flooding a backend cannot starve the others; the
 // queue is bounded in length and in wait, after which the request gets a 503.
 import { GatewayError } from '../errors.ts'
+import type { CancelSignal } from '../runtime/client.ts'
 
 interface Waiter {
   readonly grant: () => void
@@ -34,19 +35,33 @@ export class FairAdmission {
     return this.releaser()
   }
 
-  /** Resolves with a release function once a slot is held. */
-  acquire(key: string, backend: string): Promise<() => void> {
+  /**
+   * Resolves with a release function once a slot is held. A request whose `cancel` fires while it waits
+   * (its client left, its deadline passed) leaves the queue at once, rejected with the signal's reason:
+   * departed clients neither fill the bounded queue nor wait for a slot only to give it back.
+   */
+  acquire(key: string, backend: string, cancel?: CancelSignal): Promise<() => void> {
     const now = this.tryAcquire()
     if (now) return Promise.resolve(now)
+    if (cancel?.aborted) return Promise.reject(cancel.reason)
     if (this.queued >= this.maxQueue) {
       return Promise.reject(
         new GatewayError('queue_full', `backend '${backend}' is busy and its queue is full; retry shortly`, { 'retry-after': '2' }),
       )
     }
     return new Promise((resolve, reject) => {
+      const leave = () => {
+        clearTimeout(waiter.timer)
+        this.remove(key, waiter)
+        reject(cancel?.reason)
+      }
       const waiter: Waiter = {
-        grant: () => resolve(this.releaser()),
+        grant: () => {
+          cancel?.removeEventListener('abort', leave)
+          resolve(this.releaser())
+        },
         timer: setTimeout(() => {
+          cancel?.removeEventListener('abort', leave)
           this.remove(key, waiter)
           reject(
             new GatewayError('queue_full', `backend '${backend}' stayed busy for ${this.maxWaitMs / 1000}s; retry shortly`, {
@@ -59,6 +74,7 @@ export class FairAdmission {
       if (queue) queue.push(waiter)
       else this.queues.set(key, [waiter])
       this.queued++
+      cancel?.addEventListener('abort', leave)
     })
   }
 

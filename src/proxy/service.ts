@@ -277,7 +277,7 @@ export function createProxy(deps: ProxyDeps) {
         const backend = candidates[i] as Backend
         const last = i === candidates.length - 1
         // SPEC §4.7: a fair per-backend queue; the slot is held until the response is fully relayed.
-        release = backend.admission.tryAcquire() ?? (await backend.admission.acquire(key.id, backend.name))
+        release = backend.admission.tryAcquire() ?? (await backend.admission.acquire(key.id, backend.name, abort))
         // Each backend tried gets its own credential, if it has one (the list itself is shared by the attempts).
         const sent = backend.withAuth(headers)
         backend.inFlight++

@@ -3,6 +3,7 @@ import { describe, expect, test } from 'bun:test'
 import { FairAdmission } from '../../src/backends/admission.ts'
 import { CircuitBreaker } from '../../src/backends/breaker.ts'
 import { type BackendView, selectBackends } from '../../src/backends/select.ts'
+import { Cancel } from '../../src/runtime/client.ts'
 
 const view = (name: string, over: Partial<BackendView> = {}): BackendView => ({
   name,
@@ -103,6 +104,28 @@ describe('FairAdmission', () => {
     await expect(q.acquire('c', 'gpu1')).rejects.toThrow("backend 'gpu1' is busy and its queue is full")
     await expect(waiting).rejects.toThrow("backend 'gpu1' stayed busy for 0.05s")
     expect(q.waiting).toBe(0)
+  })
+  test('a cancelled waiter leaves at once with its reason; the slot goes to the next one', async () => {
+    const q = new FairAdmission(1, 1, 10_000)
+    const first = await q.acquire('a', 'gpu1')
+    const cancel = new Cancel()
+    const leaving = q.acquire('b', 'gpu1', cancel)
+    expect(q.waiting).toBe(1)
+    cancel.abort(new Error('client left'))
+    await expect(leaving).rejects.toThrow('client left')
+    // Its place in the bounded queue is free again at once, and the next waiter gets the slot.
+    expect(q.waiting).toBe(0)
+    const next = q.acquire('c', 'gpu1')
+    first()
+    ;(await next)()
+    expect(q.inUse).toBe(0)
+    // Already cancelled: refused without queueing.
+    await q.acquire('d', 'gpu1').then((release) => {
+      const gone = q.acquire('e', 'gpu1', cancel)
+      expect(q.waiting).toBe(0)
+      release()
+      return expect(gone).rejects.toThrow('client left')
+    })
   })
 })
 
