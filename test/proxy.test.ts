@@ -396,7 +396,17 @@ describe('errors in the route dialect (SPEC §5)', () => {
     const v1 = await post('/v1/chat/completions', '{')
     expect(v1.status).toBe(400)
     expect((await v1.json()).error).toMatchObject({ type: 'invalid_request_error', code: 'bad_request', param: null })
-    expect(fake.received.filter((r) => r.path === '/api/chat' || r.path === '/api/copy')).toHaveLength(0)
+    // A model id in the path that is not valid percent-encoding: a 400 naming it, not a 500.
+    const badId = await call('/v1/models/llama3.2%E0%A4%A')
+    expect(badId.status).toBe(400)
+    expect((await badId.json()).error).toMatchObject({
+      type: 'invalid_request_error',
+      message: "the model id in the path is not valid percent-encoding: 'llama3.2%E0%A4%A'",
+    })
+    // Encoded slashes and colons, as Swagger UI and the SDKs send them, name the model.
+    const encoded = await call('/v1/models/library%2Fllama3.2%3Alatest')
+    expect(encoded.status).toBe(200)
+    expect(fake.received.filter((r) => r.path === '/api/chat' || r.path === '/api/copy' || r.path.startsWith('/v1/models/llama3.2%'))).toHaveLength(0)
   })
 
   test('unknown paths are 404 and wrong methods 405, in the Ollama dialect', async () => {

@@ -230,7 +230,7 @@ export function createProxy(deps: ProxyDeps) {
         if (typeof destination === 'string' && !modelAllowed(key, destination))
           throw new GatewayError('forbidden', `model '${destination}' not allowed for this key`)
       } else if (endpoint.path === '/v1/models/*') {
-        x.model = decodeURIComponent(meta.path.slice('/v1/models/'.length))
+        x.model = modelFromPath(meta.path.slice('/v1/models/'.length))
         if (!modelAllowed(key, x.model)) throw new GatewayError('forbidden', `model '${x.model}' not allowed for this key`)
       } else if (endpoint.body === 'stream') {
         // UPSTREAM §1: blobs may be many GB; they stream through without buffering.
@@ -418,4 +418,13 @@ function isWhole(res: Response | WholeResponse | StreamedResponse): res is Whole
 
 function round(ms: number): number {
   return Math.round(ms * 100) / 100
+}
+
+/** The model id of `/v1/models/<id>`, percent-decoded (Swagger UI and SDKs encode `/` and `:`). */
+function modelFromPath(encoded: string): string {
+  try {
+    return decodeURIComponent(encoded)
+  } catch {
+    throw new GatewayError('bad_request', `the model id in the path is not valid percent-encoding: '${encoded}'`)
+  }
 }
