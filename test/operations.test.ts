@@ -92,6 +92,35 @@ describe('OpenAPI (SPEC §4.13)', () => {
     expect(doc.paths['/admin/keys'].post.requestBody.content['application/json'].schema.properties.name).toBeDefined()
   })
 
+  test('every documented operation says what it answers; paths are templated so "Try it out" can fill them', async () => {
+    const doc = await (await fetch(`${gw.url}/docs/json`)).json()
+    const operations = Object.entries(doc.paths as Record<string, Record<string, { responses?: Record<string, unknown> }>>).flatMap(
+      ([path, methods]) => Object.entries(methods).map(([method, op]) => ({ path, method, op })),
+    )
+    for (const { path, method, op } of operations) {
+      expect(path).toMatch(/^\/[A-Za-z0-9/{}_.-]*$/)
+      expect({ path, method, statuses: Object.keys(op.responses ?? {}) }).toMatchObject({
+        statuses: expect.arrayContaining([expect.stringMatching(/^2/)]),
+      })
+    }
+    // The model id path, documented with its parameter; errors in each surface's dialect.
+    const model = doc.paths['/v1/models/{model}'].get
+    expect(model.parameters).toEqual([expect.objectContaining({ name: 'model', in: 'path', required: true })])
+    expect(model.responses['404'].content['application/json'].schema.properties.error.properties.type).toEqual({ type: 'string' })
+    expect(doc.paths['/api/chat'].post.responses['200'].content).toHaveProperty('application/x-ndjson')
+    expect(doc.paths['/api/chat'].post.responses['401'].content['application/json'].schema.properties.error).toEqual({ type: 'string' })
+    expect(doc.paths['/v1/chat/completions'].post.responses['200'].content).toHaveProperty('text/event-stream')
+    expect(doc.paths['/v1/messages'].post.responses['429'].content['application/json'].schema.properties.type).toEqual({ const: 'error' })
+    expect(
+      doc.paths['/admin/audit'].get.responses['200'].content['application/json'].schema.properties.items.items.properties.outcome,
+    ).toBeDefined()
+    expect(doc.paths['/admin/usage'].get.responses['200'].content['application/json'].schema.properties.rows).toBeDefined()
+    // What the document says is what a call answers: the model path as Swagger UI sends it.
+    const tried = await fetch(`${gw.url}/v1/models/${encodeURIComponent('llama3.2:latest')}`, { headers: gw.auth })
+    expect(tried.status).toBe(200)
+    expect((await tried.json()).id).toBe('llama3.2:latest')
+  })
+
   test('/docs is Swagger UI with every asset served by the gateway itself', async () => {
     const page = await (await fetch(`${gw.url}/docs`)).text()
     expect(page).toContain('SwaggerUIBundle')

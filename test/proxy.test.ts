@@ -406,7 +406,9 @@ describe('errors in the route dialect (SPEC §5)', () => {
     // Encoded slashes and colons, as Swagger UI and the SDKs send them, name the model.
     const encoded = await call('/v1/models/library%2Fllama3.2%3Alatest')
     expect(encoded.status).toBe(200)
-    expect(fake.received.filter((r) => r.path === '/api/chat' || r.path === '/api/copy' || r.path.startsWith('/v1/models/llama3.2%'))).toHaveLength(0)
+    expect(
+      fake.received.filter((r) => r.path === '/api/chat' || r.path === '/api/copy' || r.path.startsWith('/v1/models/llama3.2%')),
+    ).toHaveLength(0)
   })
 
   test('unknown paths are 404 and wrong methods 405, in the Ollama dialect', async () => {

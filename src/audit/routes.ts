@@ -3,7 +3,7 @@
 import { t } from 'elysia'
 import { shortModel } from '../backends/model-name.ts'
 import { GatewayError } from '../errors.ts'
-import { adminPlugin } from '../keys/guard.ts'
+import { AdminError, adminPlugin } from '../keys/guard.ts'
 import type { Services } from '../services.ts'
 import { type AuditOutcome, decodeAuditCursor } from './event.ts'
 
@@ -23,6 +23,53 @@ const UsageQuery = t.Object({
   to: t.Optional(t.String({ format: 'date-time', description: 'exclusive; default now' })),
   key_id: t.Optional(t.String({ pattern: '^[0-9A-Za-z]{12}$' })),
 })
+
+const NullableString = t.Union([t.String(), t.Null()])
+const NullableNumber = t.Union([t.Number(), t.Null()])
+/** One event as the API answers it (SPEC §4.10); `time` as ISO 8601. */
+const AuditEventView = t.Object({
+  event_id: t.String({ description: 'UUID v7, time-ordered' }),
+  time: t.String({ format: 'date-time' }),
+  request_id: t.String(),
+  key_id: NullableString,
+  client_ip: NullableString,
+  user_agent: NullableString,
+  method: t.String(),
+  path: t.String(),
+  model: NullableString,
+  backend: NullableString,
+  status: t.Number(),
+  outcome: Outcome,
+  latency_ms: NullableNumber,
+  ttfb_ms: NullableNumber,
+  prompt_tokens: NullableNumber,
+  completion_tokens: NullableNumber,
+  tokens_partial: t.Boolean({ description: 'the counts are those seen before the stream ended early' }),
+  bytes_in: NullableNumber,
+  bytes_out: NullableNumber,
+  error: NullableString,
+  action: t.Union([t.String(), t.Null()], { description: 'admin actions: what was done' }),
+  target: t.Union([t.String(), t.Null()], { description: 'admin actions: to what' }),
+})
+const AuditPage = t.Object({
+  items: t.Array(AuditEventView),
+  next_cursor: t.Union([t.String(), t.Null()], { description: 'pass as `cursor` for the next, older page; null at the end' }),
+})
+const UsageReport = t.Object({
+  from: t.String({ format: 'date-time' }),
+  to: t.String({ format: 'date-time' }),
+  rows: t.Array(
+    t.Object({
+      day: t.String({ description: 'YYYY-MM-DD, UTC' }),
+      key_id: NullableString,
+      model: NullableString,
+      requests: t.Number(),
+      prompt_tokens: t.Number(),
+      completion_tokens: t.Number(),
+    }),
+  ),
+})
+const errors = { 400: AdminError, 401: AdminError, 403: AdminError }
 
 function time(name: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined
@@ -60,7 +107,11 @@ export function adminAuditRoutes(services: Services) {
         })
         return { items: page.items.map((e) => ({ ...e, time: new Date(e.time).toISOString() })), next_cursor: page.nextCursor }
       },
-      { query: AuditQuery, detail: { tags: ['admin'], summary: 'Audit events, newest first (filters, cursor paging)' } },
+      {
+        query: AuditQuery,
+        response: { 200: AuditPage, ...errors },
+        detail: { tags: ['admin'], summary: 'Audit events, newest first (filters, cursor paging)' },
+      },
     )
     .get(
       '/usage',
@@ -71,6 +122,10 @@ export function adminAuditRoutes(services: Services) {
         const rows = await services.store.usage({ from, to, ...(query.key_id ? { keyId: query.key_id } : {}) })
         return { from: new Date(from).toISOString(), to: new Date(to).toISOString(), rows }
       },
-      { query: UsageQuery, detail: { tags: ['admin'], summary: 'Requests and tokens per key, model and day' } },
+      {
+        query: UsageQuery,
+        response: { 200: UsageReport, ...errors },
+        detail: { tags: ['admin'], summary: 'Requests and tokens per key, model and day' },
+      },
     )
 }

@@ -3,6 +3,8 @@
 // works with no internet (both @elysiajs/openapi providers load their UI from a public CDN).
 import { openapi } from '@elysiajs/openapi'
 import { Elysia } from 'elysia'
+import { ENDPOINTS } from '../proxy/endpoints.ts'
+import { wildcardPathsDoc } from '../proxy/examples.ts'
 import type { Services } from '../services.ts'
 import { VERSION } from '../version.ts'
 
@@ -48,6 +50,7 @@ export function docsRoutes(services: Services) {
             { name: 'operations', description: 'Metrics' },
           ],
           components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'A gateway key: nnz_<id>_<secret>' } } },
+          paths: wildcardPathsDoc(ENDPOINTS),
           security: [{ bearer: [] }],
         },
         exclude: { paths: ['/docs', '/docs/assets/*'] },

@@ -1,5 +1,5 @@
 // Authentication plus one scope, for the gateway's own routes (admin API, metrics).
-import { Elysia } from 'elysia'
+import { Elysia, t } from 'elysia'
 import { GatewayError } from '../errors.ts'
 import { readJsonBody } from '../proxy/body.ts'
 import type { Scope } from '../proxy/endpoints.ts'
@@ -8,6 +8,9 @@ import type { Services } from '../services.ts'
 import type { KeyRecord } from '../store/store.ts'
 import { rememberBody } from '../validation.ts'
 import { hasScope } from './authz.ts'
+
+/** The admin API's error body (SPEC §5), for the routes' documented responses. */
+export const AdminError = t.Object({ error: t.Object({ code: t.String(), message: t.String(), request_id: t.String() }) })
 
 export async function requireScope(services: Services, request: Request, scope: Scope): Promise<KeyRecord> {
   const key = await services.auth.authenticate(request.headers, services.runtime.clientIp(request))

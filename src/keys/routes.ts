@@ -6,7 +6,7 @@ import { GatewayError } from '../errors.ts'
 import type { Services } from '../services.ts'
 import { decodeCursor } from '../store/store.ts'
 import { MODEL_PATTERN, MODEL_PATTERN_DESCRIPTION } from './authz.ts'
-import { adminPlugin } from './guard.ts'
+import { AdminError, adminPlugin } from './guard.ts'
 import { KeyView, keyView, LimitsSchema, ScopeSchema } from './present.ts'
 import type { KeyPatch } from './service.ts'
 
@@ -64,7 +64,6 @@ function toPatch(body: Fields): KeyPatch {
   }
 }
 
-const AdminError = t.Object({ error: t.Object({ code: t.String(), message: t.String(), request_id: t.String() }) })
 const errors = { 400: AdminError, 401: AdminError, 403: AdminError, 404: AdminError }
 
 export function adminKeyRoutes(services: Services) {

@@ -1,6 +1,7 @@
 // SPEC §4.12: GET /metrics in Prometheus text format; scope `admin` unless METRICS_PUBLIC=true (§4.3).
 import { Elysia } from 'elysia'
 import { requireScope } from '../keys/guard.ts'
+import { OLLAMA_ERROR } from '../proxy/examples.ts'
 import { requestIdOf } from '../proxy/headers.ts'
 import type { Services } from '../services.ts'
 
@@ -13,6 +14,16 @@ export function metricsRoutes(services: Services) {
         headers: { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'x-request-id': requestIdOf(request) },
       })
     },
-    { detail: { tags: ['operations'], summary: 'Prometheus metrics (scope admin unless METRICS_PUBLIC=true)' } },
+    {
+      detail: {
+        tags: ['operations'],
+        summary: 'Prometheus metrics (scope admin unless METRICS_PUBLIC=true)',
+        responses: {
+          200: { description: 'Prometheus text format 0.0.4', content: { 'text/plain': {} } },
+          401: { description: 'No valid key', content: { 'application/json': { schema: OLLAMA_ERROR } } },
+          403: { description: 'The key lacks the `admin` scope', content: { 'application/json': { schema: OLLAMA_ERROR } } },
+        },
+      },
+    },
   )
 }

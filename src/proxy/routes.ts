@@ -4,7 +4,7 @@ import { Elysia } from 'elysia'
 import { dialectOf, errorResponse, GatewayError } from '../errors.ts'
 import type { Services } from '../services.ts'
 import { ENDPOINTS, KNOWN_PATHS } from './endpoints.ts'
-import { requestBodyDoc } from './examples.ts'
+import { requestBodyDoc, responsesDoc } from './examples.ts'
 import { requestIdFrom, requestIdOf } from './headers.ts'
 
 export function proxyRoutes(services: Services) {
@@ -13,7 +13,14 @@ export function proxyRoutes(services: Services) {
 
   // SPEC §4.8: clients' health checks (the Go client's heartbeat) expect exactly this text.
   const running = () => new Response('Ollama is running', { headers: { 'content-type': 'text/plain; charset=utf-8' } })
-  app.get('/', running, { detail: { tags: ['ollama'], summary: 'Heartbeat', security: [] } })
+  app.get('/', running, {
+    detail: {
+      tags: ['ollama'],
+      summary: 'Heartbeat',
+      security: [],
+      responses: { 200: { description: '`Ollama is running`', content: { 'text/plain': {} } } },
+    },
+  })
   app.head('/', running, { detail: { hide: true } })
 
   for (const endpoint of ENDPOINTS) {
@@ -37,9 +44,12 @@ export function proxyRoutes(services: Services) {
       {
         parse: 'none',
         detail: {
+          // A `*` path cannot be written in OpenAPI: documented under its templated path (docs/routes.ts).
+          ...(endpoint.path.endsWith('/*') ? { hide: true } : {}),
           tags: [endpoint.path.startsWith('/v1') ? 'openai' : 'ollama'],
           summary: endpoint.summary,
           ...(endpoint.body === 'json' ? { requestBody: requestBodyDoc(endpoint.path) } : {}),
+          responses: responsesDoc(endpoint),
         },
       },
     )
