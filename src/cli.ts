@@ -113,6 +113,7 @@ async function serve(config: Config, runtime: Runtime, log: Logger, overrides: S
       app,
       hostname: config.host,
       port: config.port,
+      idleTimeoutS: config.idleTimeoutS,
       ...(config.tls ? { tls: { cert: readFileSync(config.tls.certFile, 'utf8'), key: readFileSync(config.tls.keyFile, 'utf8') } } : {}),
     })
   } catch (err) {

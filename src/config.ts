@@ -60,6 +60,7 @@ export const EnvSchema = T.Object({
   CORS_ORIGINS: T.Optional(text('allowed browser origins, comma-separated, or *')),
   MAX_BODY_MB: num(100, 0.001, 100_000, 'request body limit for JSON endpoints'),
   SHUTDOWN_GRACE_S: num(30, 0, 3600, 'time in-flight requests get on SIGTERM'),
+  IDLE_TIMEOUT_S: int(75, 0, 255, 'close a client connection idle this long between requests (0: never)'),
   LOG_LEVEL: T.Union([T.Literal('debug'), T.Literal('info'), T.Literal('warn'), T.Literal('error')], {
     default: 'info',
     description: 'log level',
@@ -107,6 +108,8 @@ export interface Config {
   readonly corsOrigins: readonly string[]
   readonly maxBodyBytes: number
   readonly shutdownGraceMs: number
+  /** SPEC §6: a keep-alive connection with no request in flight is closed after this long (0: never). */
+  readonly idleTimeoutS: number
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error'
   readonly logFormat: 'json' | 'pretty'
   readonly tls?: { readonly certFile: string; readonly keyFile: string }
@@ -294,6 +297,7 @@ export function loadConfig(source: Record<string, string | undefined>, opts: { i
       : [],
     maxBodyBytes: Math.round(env.MAX_BODY_MB * 1024 * 1024),
     shutdownGraceMs: env.SHUTDOWN_GRACE_S * 1000,
+    idleTimeoutS: env.IDLE_TIMEOUT_S,
     logLevel: env.LOG_LEVEL,
     logFormat: env.LOG_FORMAT ?? (opts.isTTY ? 'pretty' : 'json'),
     auditRetentionDays: env.AUDIT_RETENTION_DAYS,

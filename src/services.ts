@@ -157,6 +157,7 @@ export function createServices(config: Config, log: Logger, runtime: Runtime, ov
     limiter,
     audit,
     clientSignal: runtime.clientSignal,
+    ...(runtime.holdOpen ? { holdOpen: runtime.holdOpen } : {}),
     ...(client ? { client } : {}),
   })
 

@@ -65,6 +65,7 @@ describe('every bad value is named with its expected form', () => {
     [{ BOOTSTRAP_ADMIN_KEY: 'letmein' }, 'BOOTSTRAP_ADMIN_KEY=<redacted>: expected a key of the form nnz_<12 base62>_<secret>'],
     [{ MAX_BODY_MB: '0' }, 'MAX_BODY_MB="0": expected a number from 0.001 to 100000'],
     [{ SHUTDOWN_GRACE_S: 'soon' }, 'SHUTDOWN_GRACE_S="soon": expected a number from 0 to 3600'],
+    [{ IDLE_TIMEOUT_S: '600' }, 'IDLE_TIMEOUT_S="600": expected an integer from 0 to 255'],
     [{ LOG_LEVEL: 'verbose' }, 'LOG_LEVEL="verbose": expected debug, info, warn or error'],
     [{ LOG_FORMAT: 'xml' }, 'LOG_FORMAT="xml": expected json or pretty'],
     [{ AUDIT_RETENTION_DAYS: '-1' }, 'AUDIT_RETENTION_DAYS="-1": expected a number from 0 to 36500'],

@@ -1,5 +1,6 @@
 // SPEC §4.1: health and readiness, graceful shutdown within SHUTDOWN_GRACE_S, no silent port sharing.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { connect } from 'node:net'
 import { FakeOllama } from './helpers/fake-ollama.ts'
 import { startGateway } from './helpers/gateway.ts'
 
@@ -41,6 +42,59 @@ describe('health (SPEC §4.1)', () => {
       await gw.stop()
     }
   })
+})
+
+describe('idle connections (SPEC §6)', () => {
+  /** A raw keep-alive connection: sends one request, then reports when the answer is complete and when the gateway closes it. */
+  function rawRequest(port: number, request: string, complete: (text: string) => boolean) {
+    const started = performance.now()
+    let text = ''
+    let answeredAt = Number.NaN
+    return new Promise<{ text: string; answeredMs: number; closedMs: number }>((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1', () => socket.write(request))
+      socket.setEncoding('utf8')
+      socket.on('data', (chunk: string) => {
+        text += chunk
+        if (Number.isNaN(answeredAt) && complete(text)) answeredAt = performance.now()
+      })
+      socket.on('error', reject)
+      // Still open after 20 s: reported as never closed.
+      socket.setTimeout(20_000, () => socket.destroy())
+      socket.on('close', () => {
+        const closedMs = performance.now() - started
+        resolve({ text, answeredMs: answeredAt - started, closedMs: closedMs >= 20_000 ? Number.POSITIVE_INFINITY : closedMs })
+      })
+    })
+  }
+
+  test('an idle keep-alive connection is closed; a request in flight is not cut, however silent', async () => {
+    fake.reset()
+    // The stream's first line comes at once, its last after 7 s of silence: over three idle timeouts.
+    fake.perModel.set('slow-load', { chunks: 1, chunkDelayMs: 7000 })
+    fake.models.push({ name: 'slow-load:latest' })
+    const gw = await startGateway({ env: { OLLAMA_BASE_URL: fake.url, IDLE_TIMEOUT_S: '2' } })
+    try {
+      const head = (path: string, body = '') =>
+        `${body ? 'POST' : 'GET'} ${path} HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer ${gw.adminKey}\r\nContent-Length: ${body.length}\r\n\r\n${body}`
+      const body = JSON.stringify({ model: 'slow-load', messages: [{ role: 'user', content: 'hi' }] })
+      const [idle, slow] = await Promise.all([
+        rawRequest(gw.port, head('/healthz'), (t) => t.includes('"status":"ok"')),
+        rawRequest(gw.port, head('/api/chat', body), (t) => t.includes('"done":true')),
+      ])
+      // Answered at once, then closed by the gateway after about the idle timeout (uWS ticks in 4 s steps).
+      expect(idle.answeredMs).toBeLessThan(1000)
+      expect(idle.closedMs).toBeGreaterThan(1500)
+      expect(idle.closedMs).toBeLessThan(15_000)
+      // The stream's silence did not cut it: it arrived whole; then its connection went idle and was closed too.
+      expect(slow.text).toStartWith('HTTP/1.1 200')
+      expect(slow.text).toContain('"done":true')
+      expect(slow.answeredMs).toBeGreaterThan(6500)
+      expect(slow.closedMs).toBeGreaterThan(slow.answeredMs + 1000)
+      expect(slow.closedMs).toBeLessThan(slow.answeredMs + 15_000)
+    } finally {
+      await gw.stop()
+    }
+  }, 40_000)
 })
 
 describe('shutdown (SPEC §4.1)', () => {

@@ -39,6 +39,8 @@ export interface ProxyDeps {
   readonly audit: AuditWriter
   /** The runtime's "client went away" signal, where it means that (see runtime/). */
   readonly clientSignal: (request: Request) => AbortSignal | undefined
+  /** The runtime's exemption from the idle timeout for requests in flight, where it has one. */
+  readonly holdOpen?: (request: Request, hold: boolean) => void
   /** The runtime's own client for plain-http backends, where it has one (see runtime/client.ts). */
   readonly client?: RuntimeClient
 }
@@ -103,7 +105,7 @@ export function createProxy(deps: ProxyDeps) {
    * log line and the token series name it one way, as /api/tags does, so usage is not split by spelling.
    */
   const modelName = remembered(shortModel)
-  const watch = new RequestWatch(config.readTimeoutMs, deps.clientSignal)
+  const watch = new RequestWatch(config.readTimeoutMs, deps.clientSignal, deps.holdOpen)
 
   /** Reports the request; a promise when the answer must wait for the key's limits to be settled (see Admission). */
   const finish = (x: Exchange, result: RelayResult, beforeAnswer = false): Promise<void> | undefined => {

@@ -1,5 +1,6 @@
 // The requests in flight are watched together, on one timer: each one's read deadline (SPEC §3.2
-// OLLAMA_READ_TIMEOUT_S) and whether its client is still there (SPEC §4.8). A timer per request and a
+// OLLAMA_READ_TIMEOUT_S), whether its client is still there (SPEC §4.8), and its connection's exemption
+// from the idle timeout (SPEC §6) while it lasts. A timer per request and a
 // listener on every request's `signal` cost each request a native timer and an AbortSignal, and on Bun
 // they lengthened every young-generation collection (bench/RESULTS.md). Most requests are answered
 // long before either matters: here a request costs one entry in a list, and its client's signal is asked
@@ -32,6 +33,8 @@ export class RequestWatch {
     private readonly timeoutMs: number,
     /** The runtime's "client went away" signal, where it has one (see runtime/). */
     private readonly clientSignal: (request: Request) => AbortSignal | undefined,
+    /** The runtime's idle-timeout exemption, where it has one (see runtime/). */
+    private readonly holdOpen?: (request: Request, hold: boolean) => void,
   ) {
     this.tickMs = Math.max(10, Math.min(MAX_TICK_MS, Math.floor(timeoutMs / 10)))
   }
@@ -60,6 +63,11 @@ export class RequestWatch {
   /** @internal */
   rearm(entry: Watched): void {
     entry.at = performance.now() + this.timeoutMs
+  }
+
+  /** @internal The request is over: its connection is subject to the idle timeout again. */
+  release(entry: Watched): void {
+    this.holdOpen?.(entry.request, false)
   }
 
   /** @internal */
@@ -91,8 +99,13 @@ export class RequestWatch {
         entry.abort.abort(new UpstreamTimeout(this.timeoutMs / 1000))
       } else if (!entry.listening) {
         // Still in flight at a check: from now on its client's departure aborts it at once. A signal
-        // first asked for after the client left is aborted already (Bun).
+        // first asked for after the client left is aborted already (Bun). And its connection may now
+        // be silent longer than the idle timeout (a model loading): the deadline bounds that instead.
         entry.listening = true
+        if (this.holdOpen) {
+          this.holdOpen(entry.request, true)
+          entry.held = true
+        }
         const signal = this.clientSignal(entry.request)
         if (!signal) continue
         if (signal.aborted) entry.abort.abort(new ClientGone())
@@ -104,6 +117,8 @@ export class RequestWatch {
 
 class Watched implements Deadline {
   listening = false
+  /** Exempted from the idle timeout (released when cleared). */
+  held = false
 
   constructor(
     private readonly watch: RequestWatch,
@@ -120,5 +135,9 @@ class Watched implements Deadline {
 
   clear(): void {
     this.watch.forget(this)
+    if (this.held) {
+      this.held = false
+      this.watch.release(this)
+    }
   }
 }

@@ -6,15 +6,18 @@ import type { Runtime, ServeOptions, Server } from './runtime.ts'
 
 type BunServer = ReturnType<typeof Bun.serve>
 let current: BunServer | undefined
+let idleTimeout = 0
 
 export const bunRuntime: Runtime = {
   name: 'bun',
-  serve({ app, hostname, port, tls }: ServeOptions): Server {
+  serve({ app, hostname, port, tls, idleTimeoutS }: ServeOptions): Server {
+    idleTimeout = idleTimeoutS
     app.listen({
       hostname,
       port,
-      // STACK: the 30 s default idle timeout cuts a stream that waits on a cold model load.
-      idleTimeout: 0,
+      // SPEC §6: idle keep-alive connections are closed. STACK: the timeout also cuts a response that
+      // is silent that long (a cold model load), so requests in flight are exempted (holdOpen).
+      idleTimeout: idleTimeoutS,
       // STACK: with port reuse two instances silently share a port; a second one must fail to bind.
       reusePort: false,
       // Elysia turns Bun's development mode on unless NODE_ENV=production; in it Bun answers an error
@@ -37,6 +40,9 @@ export const bunRuntime: Runtime = {
   httpClient: (options) => new Http1Client(options),
   // On Bun, request.signal fires when the client disconnects before the response completes.
   clientSignal: (request) => request.signal,
+  holdOpen(request, hold) {
+    if (idleTimeout > 0) current?.timeout(request, hold ? 0 : idleTimeout)
+  },
   onSignal(signal, handler) {
     process.on(signal, handler)
   },

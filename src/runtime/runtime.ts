@@ -10,6 +10,8 @@ export interface ServeOptions {
   readonly port: number
   readonly tls?: { readonly cert: string; readonly key: string }
   readonly app: AnyElysia
+  /** Seconds a client connection may sit idle before it is closed (0: never), where the runtime can. */
+  readonly idleTimeoutS: number
 }
 
 export interface Server {
@@ -30,6 +32,12 @@ export interface Runtime {
   httpClient?(options: { readonly maxBodyBytes: number; readonly maxIdle: number }): RuntimeClient
   /** A signal that fires when the client disconnects, where the runtime offers one with that meaning. */
   clientSignal(request: Request): AbortSignal | undefined
+  /**
+   * Exempts the connection of a request still in flight from the idle timeout (a stream may be silent
+   * for minutes while a model loads; OLLAMA_READ_TIMEOUT_S bounds that wait), or, with `false` once it
+   * is over, subjects it to the timeout again. Absent where the runtime has no idle timeout to set.
+   */
+  holdOpen?(request: Request, hold: boolean): void
   onSignal(signal: 'SIGTERM' | 'SIGINT', handler: () => void): void
   /** A Swagger UI file by name (`swagger-ui-bundle.js`, ...), served by the gateway itself (SPEC §4.13). */
   asset(name: string): Blob | undefined

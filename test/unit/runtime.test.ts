@@ -7,7 +7,7 @@ import { bunRuntime } from '../../src/runtime/bun.ts'
 test('the server never runs in development mode, whatever NODE_ENV says', async () => {
   expect(process.env.NODE_ENV).not.toBe('production')
   const app = new Elysia().get('/', () => 'ok')
-  const server = bunRuntime.serve({ app, hostname: '127.0.0.1', port: 0 })
+  const server = bunRuntime.serve({ app, hostname: '127.0.0.1', port: 0, idleTimeoutS: 0 })
   try {
     expect((app.server as { development: boolean } | null)?.development).toBe(false)
     expect(await (await fetch(`http://127.0.0.1:${server.port}/`)).text()).toBe('ok')
