@@ -10,8 +10,9 @@ import { healthRoutes } from './health/routes.ts'
 import { AuthError } from './keys/authenticator.ts'
 import { adminKeyRoutes } from './keys/routes.ts'
 import { metricsRoutes } from './metrics/routes.ts'
+import { ownRequests } from './own-requests.ts'
 import { requestIdOf } from './proxy/headers.ts'
-import { proxyRoutes } from './proxy/routes.ts'
+import { proxyRoutes, wrongMethodRoutes } from './proxy/routes.ts'
 import type { Services } from './services.ts'
 import { validationMessage } from './validation.ts'
 
@@ -20,6 +21,7 @@ export function createApp(services: Services) {
   // normalize: false makes schema'd routes reject unknown fields instead of silently dropping them
   // (a misspelt admin field must not be ignored). Proxied routes have no body schema: bytes pass as sent.
   const cors = createCors(services.config.corsOrigins)
+  const own = ownRequests(services)
   const app = new Elysia({ name: 'neuronetz-gateway', normalize: false })
   if (cors) {
     app.onRequest(({ request }) => cors.preflight(request))
@@ -32,8 +34,17 @@ export function createApp(services: Services) {
       // Only what is named here is made for each request: Elysia builds the context's query, headers,
       // cookies and body for every route when a hook hands its whole context on (9% of throughput).
       .onError(({ code, error, request }) => {
-        const response = renderError(code, error, request)
+        const url = new URL(request.url)
+        const failure = gatewayErrorOf(code, error, request, url)
+        own.failed(request, failure.status, failure.message, error instanceof AuthError ? error.keyId : undefined)
+        const response = errorResponse(failure, dialectOf(url.pathname), requestIdOf(request))
         return cors ? cors.decorate(request, response) : response
+      })
+      // Proxied requests report themselves; the hooks below are for the routes registered after them.
+      .use(proxyRoutes(services))
+      .onTransform(({ request, route }) => own.begin(request, route))
+      .onAfterResponse(({ request, set, responseValue, error, admin }: Answered) => {
+        if (error === undefined) own.answered(request, set.status, responseValue, admin?.id)
       })
       .use(docsRoutes(services))
       .use(healthRoutes(services))
@@ -41,13 +52,11 @@ export function createApp(services: Services) {
       .use(adminBackendRoutes(services))
       .use(adminAuditRoutes(services))
       .use(metricsRoutes(services))
-      .use(proxyRoutes(services))
+      .use(wrongMethodRoutes())
   )
 
-  function renderError(code: string | number, error: unknown, request: Request): Response {
-    const url = new URL(request.url)
-    const requestId = requestIdOf(request)
-    const dialect = dialectOf(url.pathname)
+  /** The error a failed request is answered with, in its route's dialect (SPEC §5). */
+  function gatewayErrorOf(code: string | number, error: unknown, request: Request, url: URL): GatewayError {
     if (error instanceof GatewayError) {
       // SPEC §4.10: rejected requests to the gateway's own routes are audited like proxied ones.
       if (
@@ -62,22 +71,32 @@ export function createApp(services: Services) {
           error: error.message,
         })
       }
-      return errorResponse(error, dialect, requestId)
+      return error
     }
     switch (code) {
       case 'NOT_FOUND':
-        return errorResponse(new GatewayError('not_found', `${request.method} ${url.pathname} not found`), dialect, requestId)
+        return new GatewayError('not_found', `${request.method} ${url.pathname} not found`)
       case 'PARSE':
-        return errorResponse(new GatewayError('bad_request', 'request body could not be parsed; send a JSON object'), dialect, requestId)
+        return new GatewayError('bad_request', 'request body could not be parsed; send a JSON object')
       case 'VALIDATION':
         // An answer that fails its own schema is the gateway's fault, not the client's.
         if ((error as { type?: string }).type === 'response') break
-        return errorResponse(new GatewayError('bad_request', validationMessage(error, request)), dialect, requestId)
+        return new GatewayError('bad_request', validationMessage(error, request))
     }
     // SPEC §5: never leak internals; the request id lets an operator find the logged cause.
+    const requestId = requestIdOf(request)
     log.error('unhandled error', { request_id: requestId, path: url.pathname, code, err: error })
-    return errorResponse(new GatewayError('internal', `internal error; quote request id ${requestId}`), dialect, requestId)
+    return new GatewayError('internal', `internal error; quote request id ${requestId}`)
   }
 }
 
 export type App = ReturnType<typeof createApp>
+
+/** What the after-response hook reads: `error` is there when the answer was an error, `admin` on admin routes. */
+interface Answered {
+  readonly request: Request
+  readonly set: { readonly status?: number | string }
+  readonly responseValue?: unknown
+  readonly error?: unknown
+  readonly admin?: { readonly id: string }
+}

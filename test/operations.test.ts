@@ -71,6 +71,77 @@ describe('metrics (SPEC §4.12)', () => {
   })
 })
 
+describe('request log and series (SPEC §4.12)', () => {
+  test("one log line and one count per request, the gateway's own routes and unknown paths included", async () => {
+    const quiet = await startGateway({ env: { OLLAMA_BASE_URL: fake.url, LOG_LEVEL: 'debug' } })
+    try {
+      const created = await fetch(`${quiet.url}/admin/keys`, {
+        method: 'POST',
+        headers: { ...quiet.auth, 'x-request-id': 'req-admin-create' },
+        body: JSON.stringify({ name: 'logged' }),
+      })
+      expect(created.status).toBe(201)
+      const sent: Array<[string, RequestInit, number]> = [
+        ['/admin/keys', { headers: { 'x-request-id': 'req-admin-nokey' } }, 401],
+        ['/admin/keys/zz', { headers: { ...quiet.auth, 'x-request-id': 'req-admin-bad' } }, 400],
+        ['/healthz', { headers: { 'x-request-id': 'req-health' } }, 200],
+        ['/no/such/path?secret=1', { headers: { 'x-request-id': 'req-unknown' } }, 404],
+        ['/api/chat', { headers: { ...quiet.auth, 'x-request-id': 'req-wrong-method' } }, 405],
+        [
+          '/api/chat',
+          { method: 'POST', headers: { ...quiet.auth, 'x-request-id': 'req-chat' }, body: '{"model":"llama3.2","stream":false}' },
+          200,
+        ],
+      ]
+      for (const [path, init, status] of sent) {
+        const res = await fetch(`${quiet.url}${path}`, init)
+        await res.arrayBuffer()
+        expect({ path, status: res.status }).toEqual({ path, status })
+      }
+      await quiet.waitForLog((l) => l.msg === 'request' && l.request_id === 'req-chat')
+      const lines = (id: string) => quiet.logs.filter((l) => l.msg === 'request' && l.request_id === id)
+      expect(lines('req-admin-create')).toEqual([
+        expect.objectContaining({
+          level: 'info',
+          method: 'POST',
+          path: '/admin/keys',
+          status: 201,
+          key_id: quiet.adminKey.slice(4, 16),
+          client_ip: '127.0.0.1',
+        }),
+      ])
+      expect(lines('req-admin-nokey')).toEqual([
+        expect.objectContaining({ status: 401, error: expect.stringContaining('API key required') }),
+      ])
+      expect(lines('req-admin-bad')).toEqual([
+        expect.objectContaining({ status: 400, error: expect.stringContaining("path parameter 'id'") }),
+      ])
+      // Polled routes log at debug, so the default level does not fill the log with probes.
+      expect(lines('req-health')).toEqual([expect.objectContaining({ level: 'debug', path: '/healthz', status: 200 })])
+      // The query string is not logged.
+      expect(lines('req-unknown')).toEqual([expect.objectContaining({ path: '/no/such/path', status: 404 })])
+      expect(lines('req-wrong-method')).toEqual([expect.objectContaining({ path: '/api/chat', status: 405 })])
+      // A proxied request still has exactly one line, its own.
+      expect(lines('req-chat')).toEqual([expect.objectContaining({ status: 200, outcome: 'ok', backend: 'default' })])
+      const families = parse(await (await fetch(`${quiet.url}/metrics`, { headers: quiet.auth })).text())
+      const requests = families.find((f) => f.name === 'nnz_requests_total') as Family
+      const count = (route: string, method: string, status: string) =>
+        Number(
+          requests.metrics.find((m) => m.labels?.route === route && m.labels?.method === method && m.labels?.status === status)?.value ?? 0,
+        )
+      expect(count('/admin/keys', 'POST', '201')).toBe(1)
+      expect(count('/admin/keys', 'GET', '401')).toBe(1)
+      expect(count('/admin/keys/:id', 'GET', '400')).toBe(1)
+      expect(count('/healthz', 'GET', '200')).toBe(1)
+      expect(count('unmatched', 'GET', '404')).toBe(1)
+      expect(count('/api/chat', 'GET', '405')).toBe(1)
+      expect(count('/api/chat', 'POST', '200')).toBe(1)
+    } finally {
+      await quiet.stop()
+    }
+  })
+})
+
 describe('OpenAPI (SPEC §4.13)', () => {
   test('/docs/json documents admin, health and proxied routes, with the bearer scheme', async () => {
     const doc = await (await fetch(`${gw.url}/docs/json`)).json()

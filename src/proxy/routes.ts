@@ -55,7 +55,15 @@ export function proxyRoutes(services: Services) {
     )
   }
 
-  // UPSTREAM §3: Ollama answers 405 to a known path with the wrong method.
+  return app
+}
+
+/**
+ * UPSTREAM §3: Ollama answers 405 to a known path with the wrong method. The gateway answers these
+ * itself, so they are reported as its own requests are (own-requests.ts), apart from the proxied ones.
+ */
+export function wrongMethodRoutes() {
+  const app = new Elysia({ name: 'wrong-method' })
   for (const path of KNOWN_PATHS) {
     const allowed = ENDPOINTS.filter((e) => e.path === path).map((e) => e.method)
     app.all(
