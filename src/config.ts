@@ -2,6 +2,7 @@
 // startup into one frozen object, and a bad value stops startup with every problem listed at once.
 import { type Static, Type as T, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
+import { parseTrustedProxies, TRUSTED_PROXIES_EXPECTED } from './client-address.ts'
 
 const int = (def: number, min: number, max: number, description: string) =>
   T.Integer({ default: def, minimum: min, maximum: max, description, expected: `an integer from ${min} to ${max}` })
@@ -58,6 +59,7 @@ export const EnvSchema = T.Object({
     }),
   ),
   CORS_ORIGINS: T.Optional(text('allowed browser origins, comma-separated, or *')),
+  TRUSTED_PROXIES: T.Optional(text('load balancers whose X-Forwarded-For names the client: addresses, CIDR ranges, loopback or private')),
   MAX_BODY_MB: num(100, 0.001, 100_000, 'request body limit for JSON endpoints'),
   SHUTDOWN_GRACE_S: num(30, 0, 3600, 'time in-flight requests get on SIGTERM'),
   IDLE_TIMEOUT_S: int(75, 0, 255, 'close a client connection idle this long between requests (0: never)'),
@@ -106,6 +108,8 @@ export interface Config {
   readonly argon2: { readonly memoryCost: number; readonly timeCost: number; readonly parallelism: number }
   readonly bootstrapAdminKey?: string
   readonly corsOrigins: readonly string[]
+  /** Ranges whose X-Forwarded-For is believed (client-address.ts); empty: the peer is the client. */
+  readonly trustedProxies: readonly string[]
   readonly maxBodyBytes: number
   readonly shutdownGraceMs: number
   /** SPEC §6: a keep-alive connection with no request in flight is closed after this long (0: never). */
@@ -264,6 +268,8 @@ export function loadConfig(source: Record<string, string | undefined>, opts: { i
   if (problems.length > 0) throw new ConfigError(problems)
   const env = withDefaults as Env
   const backends = parseBackends(env, problems)
+  const trusted = parseTrustedProxies(env.TRUSTED_PROXIES ?? '')
+  if ('bad' in trusted) problems.push(`TRUSTED_PROXIES entry ${JSON.stringify(trusted.bad)}: expected ${TRUSTED_PROXIES_EXPECTED}`)
   if ((env.TLS_CERT_FILE === undefined) !== (env.TLS_KEY_FILE === undefined)) {
     problems.push('TLS_CERT_FILE and TLS_KEY_FILE: set both or neither')
   }
@@ -295,6 +301,7 @@ export function loadConfig(source: Record<string, string | undefined>, opts: { i
           .map((o) => o.trim())
           .filter(Boolean)
       : [],
+    trustedProxies: 'ranges' in trusted ? trusted.ranges : [],
     maxBodyBytes: Math.round(env.MAX_BODY_MB * 1024 * 1024),
     shutdownGraceMs: env.SHUTDOWN_GRACE_S * 1000,
     idleTimeoutS: env.IDLE_TIMEOUT_S,

@@ -34,7 +34,7 @@ export interface OwnRequests {
 }
 
 export function ownRequests(services: Services): OwnRequests {
-  const { log, metrics, runtime } = services
+  const { log, metrics, clientIp } = services
 
   const report = (request: Request, started: Begun | undefined, status: number, keyId?: string, error?: string) => {
     const route = started?.route ?? 'unmatched'
@@ -51,7 +51,7 @@ export function ownRequests(services: Services): OwnRequests {
       path,
       status,
       key_id: keyId,
-      client_ip: started?.clientIp ?? runtime.clientIp(request),
+      client_ip: started?.clientIp ?? clientIp(request),
       latency_ms: seconds === undefined ? undefined : Math.round(seconds * 100_000) / 100,
       error,
     })
@@ -64,7 +64,7 @@ export function ownRequests(services: Services): OwnRequests {
         route,
         path: pathOf(request.url),
         requestId: requestIdOf(request),
-        clientIp: runtime.clientIp(request),
+        clientIp: clientIp(request),
       })
     },
     answered(request, status, response, keyId) {

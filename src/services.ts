@@ -5,6 +5,7 @@ import type { Redis } from 'ioredis'
 import { AuditWriter } from './audit/writer.ts'
 import { DiscoveryPoller } from './backends/poller.ts'
 import { BackendRegistry } from './backends/registry.ts'
+import { clientAddressOf } from './client-address.ts'
 import type { Config } from './config.ts'
 import { Authenticator, type KeyAuthenticator, LastUsed } from './keys/authenticator.ts'
 import { KeyCache } from './keys/cache.ts'
@@ -28,6 +29,8 @@ export interface Services {
   readonly config: Config
   readonly log: Logger
   readonly runtime: Runtime
+  /** The client's address: the peer, or behind TRUSTED_PROXIES the one they forward (client-address.ts). */
+  readonly clientIp: (request: Request) => string
   readonly metrics: Metrics
   readonly store: Store
   readonly redis?: Redis
@@ -206,6 +209,7 @@ export function createServices(config: Config, log: Logger, runtime: Runtime, ov
     config,
     log,
     runtime,
+    clientIp: clientAddressOf(runtime.clientIp, config.trustedProxies),
     metrics,
     store,
     ...(redis ? { redis } : {}),

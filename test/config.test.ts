@@ -66,6 +66,10 @@ describe('every bad value is named with its expected form', () => {
     [{ MAX_BODY_MB: '0' }, 'MAX_BODY_MB="0": expected a number from 0.001 to 100000'],
     [{ SHUTDOWN_GRACE_S: 'soon' }, 'SHUTDOWN_GRACE_S="soon": expected a number from 0 to 3600'],
     [{ IDLE_TIMEOUT_S: '600' }, 'IDLE_TIMEOUT_S="600": expected an integer from 0 to 255'],
+    [
+      { TRUSTED_PROXIES: '10.0.0.0/8, lb.internal' },
+      'TRUSTED_PROXIES entry "lb.internal": expected comma-separated IP addresses or CIDR ranges (10.0.0.0/8, fd00::/8), or loopback, private',
+    ],
     [{ LOG_LEVEL: 'verbose' }, 'LOG_LEVEL="verbose": expected debug, info, warn or error'],
     [{ LOG_FORMAT: 'xml' }, 'LOG_FORMAT="xml": expected json or pretty'],
     [{ AUDIT_RETENTION_DAYS: '-1' }, 'AUDIT_RETENTION_DAYS="-1": expected a number from 0 to 36500'],

@@ -378,8 +378,9 @@ for (const mode of modes) {
       expect((await chat(key)).status).toBe(200)
       let throttled: Response | undefined
       for (let i = 0; i < 30 && !throttled; i++) {
+        // Without TRUSTED_PROXIES a forwarded address is not believed: a new one per try escapes nothing.
         const res = await fetch(`${gw.url}/api/tags`, {
-          headers: { authorization: `Bearer nnz_${'Q'.repeat(12)}_${String(i).padStart(43, 'q')}` },
+          headers: { authorization: `Bearer nnz_${'Q'.repeat(12)}_${String(i).padStart(43, 'q')}`, 'x-forwarded-for': `198.51.100.${i}` },
         })
         if (res.status === 429) throttled = res
         else await res.arrayBuffer()
@@ -391,6 +392,47 @@ for (const mode of modes) {
     })
   })
 }
+
+describe('behind a load balancer (TRUSTED_PROXIES)', () => {
+  test('the forwarded client address is the one throttled and audited, so one bad client does not lock out the rest', async () => {
+    const gw = await startGateway({ env: { OLLAMA_BASE_URL: fake.url, TRUSTED_PROXIES: 'loopback' } })
+    try {
+      const asClient = (address: string, key: string) =>
+        fetch(`${gw.url}/api/chat`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${key}`, 'x-forwarded-for': address },
+          body: JSON.stringify({ model: 'llama3.2', messages: [], stream: false }),
+        })
+      const created = await fetch(`${gw.url}/admin/keys`, { method: 'POST', headers: gw.auth, body: JSON.stringify({ name: 'behind-lb' }) })
+      const { key, id } = (await created.json()) as { key: string; id: string }
+      // One client behind the balancer tries bad keys until it is throttled.
+      let throttled: Response | undefined
+      for (let i = 0; i < 30 && !throttled; i++) {
+        const res = await asClient('203.0.113.7', `nnz_${'Q'.repeat(12)}_${String(i).padStart(43, 'q')}`)
+        if (res.status === 429) throttled = res
+        else await res.arrayBuffer()
+      }
+      expect(throttled?.status).toBe(429)
+      await throttled?.arrayBuffer()
+      // Another client, through the same balancer, with a key this gateway has not verified yet (the
+      // path the throttle guards): not refused.
+      const other = await asClient('198.51.100.9', key)
+      expect(other.status).toBe(200)
+      await other.arrayBuffer()
+      // Each is in the audit log under its own address.
+      let events: Array<{ client_ip: string; key_id: string; outcome: string }> = []
+      for (let i = 0; i < 40 && !events.some((e) => e.key_id === id); i++) {
+        await Bun.sleep(25)
+        events = (await (await fetch(`${gw.url}/admin/audit?limit=100`, { headers: gw.auth })).json()).items
+      }
+      expect(events.find((e) => e.key_id === id)).toMatchObject({ client_ip: '198.51.100.9', outcome: 'ok' })
+      expect(events.filter((e) => e.key_id === 'QQQQQQQQQQQQ').every((e) => e.client_ip === '203.0.113.7')).toBe(true)
+      expect(events.some((e) => e.key_id === 'QQQQQQQQQQQQ' && e.outcome === 'rejected')).toBe(true)
+    } finally {
+      await gw.stop()
+    }
+  })
+})
 
 /** One request with the path exactly as written (fetch would normalise it first). */
 function rawGet(port: number, path: string, key: string): Promise<string> {

@@ -21,7 +21,7 @@ export function recordAdminEvent(services: Services, input: AdminEventInput): vo
     time: now,
     request_id: requestIdOf(input.request),
     key_id: input.keyId,
-    client_ip: services.runtime.clientIp(input.request),
+    client_ip: services.clientIp(input.request),
     user_agent: input.request.headers.get('user-agent'),
     method: input.request.method,
     path: url.pathname,

@@ -13,7 +13,7 @@ import { hasScope } from './authz.ts'
 export const AdminError = t.Object({ error: t.Object({ code: t.String(), message: t.String(), request_id: t.String() }) })
 
 export async function requireScope(services: Services, request: Request, scope: Scope): Promise<KeyRecord> {
-  const key = await services.auth.authenticate(request.headers, services.runtime.clientIp(request))
+  const key = await services.auth.authenticate(request.headers, services.clientIp(request))
   if (!hasScope(key, scope)) throw new GatewayError('forbidden', `API key lacks the '${scope}' scope`)
   return key
 }

@@ -8,7 +8,7 @@ import { requestBodyDoc, responsesDoc } from './examples.ts'
 import { requestIdFrom, requestIdOf } from './headers.ts'
 
 export function proxyRoutes(services: Services) {
-  const { proxy, runtime } = services
+  const { proxy, clientIp } = services
   const app = new Elysia({ name: 'proxy' })
 
   // SPEC §4.8: clients' health checks (the Go client's heartbeat) expect exactly this text.
@@ -35,7 +35,7 @@ export function proxyRoutes(services: Services) {
         const query = url.indexOf('?', start)
         return proxy(endpoint, request, {
           requestId: requestIdFrom(headers),
-          clientIp: runtime.clientIp(request),
+          clientIp: clientIp(request),
           path: query === -1 ? url.slice(start) : url.slice(start, query),
           search: query === -1 ? '' : url.slice(query),
           userAgent: headers.get('user-agent'),
