@@ -102,6 +102,31 @@ for (const mode of modes) {
       expect(await (await chat(soon.key)).json()).toEqual({ error: 'API key expired' })
     })
 
+    test('a revoked or expired key kept in use is refused from memory, not looked up each time; a change reaches it at once', async () => {
+      const { key, id } = await createKey({ name: 'retry-loop' })
+      expect((await chat(key)).status).toBe(200)
+      const misses = async () => metricValue(await metrics(), 'nnz_key_cache_misses_total')
+      const refusedTwenty = async (message: string) => {
+        for (let i = 0; i < 20; i++) {
+          const res = await chat(key)
+          expect({ i, status: res.status, body: await res.json() }).toEqual({ i, status: 401, body: { error: message } })
+        }
+      }
+      const patch = (body: Record<string, unknown>) => admin(`/admin/keys/${id}`, { method: 'PATCH', body: JSON.stringify(body) })
+      expect((await patch({ expires_at: new Date(Date.now() - 1000).toISOString() })).status).toBe(200)
+      const before = await misses()
+      await refusedTwenty('API key expired')
+      // One lookup found it expired; the other nineteen were answered from memory.
+      expect((await misses()) - before).toBe(1)
+      // Extending it is a change, heard at once: the key works again.
+      expect((await patch({ expires_at: new Date(Date.now() + 86_400_000).toISOString() })).status).toBe(200)
+      expect((await chat(key)).status).toBe(200)
+      expect((await admin(`/admin/keys/${id}/revoke`, { method: 'POST' })).status).toBe(200)
+      const revokedAt = await misses()
+      await refusedTwenty('API key revoked')
+      expect((await misses()) - revokedAt).toBe(1)
+    })
+
     test('a missing scope is 403 in the route dialect', async () => {
       const { key } = await createKey({ name: 'inference only' })
       const pull = await fetch(`${gw.url}/api/pull`, { method: 'POST', headers: { authorization: `Bearer ${key}` }, body: '{"model":"x"}' })

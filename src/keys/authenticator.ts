@@ -81,8 +81,11 @@ export class Authenticator implements KeyAuthenticator {
 
   /** Not in this process's cache: Redis, then the store and argon2. */
   private async authenticateSlow(id: string, secret: string, clientIp: string, now: number): Promise<KeyRecord> {
-    const digest = secretDigest(secret)
     const { cache, metrics } = this.deps
+    // Found revoked or expired lately: refused from memory, as the store would refuse it.
+    const refusal = cache.refusal(id, now)
+    if (refusal) throw this.reject(refusal, clientIp, id, false)
+    const digest = secretDigest(secret)
     // Beyond this point a failure costs a Redis or store round trip, and possibly argon2.
     const wait = this.deps.throttle.blockedFor(clientIp, now)
     if (wait > 0) {
@@ -122,7 +125,10 @@ export class Authenticator implements KeyAuthenticator {
     if (!record) throw this.reject('invalid', clientIp, parsed.id)
     // A revoked or expired key is refused before hashing: knowing its id gains nothing.
     const state = keyState(record, now)
-    if (state !== 'active') throw this.reject(state, clientIp, parsed.id, false)
+    if (state !== 'active') {
+      cache.refuse(record.id, state, ticket, now)
+      throw this.reject(state, clientIp, parsed.id, false)
+    }
     if (!this.stillVerified(digest, record)) {
       const ok = await this.deps.hasher.verify(record.hash, parsed.secret)
       metrics.argon2Verifications.inc({ result: ok ? 'ok' : 'mismatch' })

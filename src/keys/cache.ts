@@ -32,6 +32,12 @@ const redisKey = (id: string) => `nnz:key:${id}`
 
 export class KeyCache {
   private readonly local = new Map<string, CachedKey>()
+  /**
+   * Keys found revoked or expired, until the TTL or a change to them: a client that keeps sending one
+   * (a retry loop, a forgotten cron job) is answered from memory, not with a store lookup per request.
+   * Neither state ends by itself: only a change, which evicts here, does.
+   */
+  private readonly refused = new Map<string, { readonly state: 'revoked' | 'expired'; readonly until: number }>()
   /** Bumped on every eviction: a fill that started before an eviction is dropped (it may be stale). */
   private generation = 0
 
@@ -76,6 +82,23 @@ export class KeyCache {
     }
   }
 
+  /** Whether `id` was found revoked or expired within the TTL, and no change to it was heard since. */
+  refusal(id: string, now: number): 'revoked' | 'expired' | undefined {
+    const hit = this.refused.get(id)
+    return hit !== undefined && hit.until > now ? hit.state : undefined
+  }
+
+  /** Remembers a refused key, in process only, unless evictions happened since `ticket`. */
+  refuse(id: string, state: 'revoked' | 'expired', ticket: number, now: number): void {
+    if (this.ttlMs <= 0 || ticket !== this.generation) return
+    this.refused.delete(id)
+    if (this.refused.size >= MAX_LOCAL) {
+      const oldest = this.refused.keys().next().value
+      if (oldest !== undefined) this.refused.delete(oldest)
+    }
+    this.refused.set(id, { state, until: now + this.ttlMs })
+  }
+
   /** Stores a verified key in process (and in Redis when `shared`), unless evictions happened since `ticket`. */
   fill(entry: CachedKey, ticket: number, shared: boolean): void {
     if (this.ttlMs <= 0 || ticket !== this.generation) return
@@ -102,6 +125,7 @@ export class KeyCache {
   async evict(id: string): Promise<void> {
     this.generation++
     this.local.delete(id)
+    this.refused.delete(id)
     if (this.redis?.status === 'ready') await this.redis.del(redisKey(id)).catch(() => {})
   }
 
@@ -112,6 +136,7 @@ export class KeyCache {
    */
   expireLocal(): void {
     this.generation++
+    this.refused.clear()
     for (const [id, entry] of this.local) this.local.set(id, { ...entry, until: 0, refreshAt: 0 })
   }
 }
