@@ -146,6 +146,14 @@ describe.each(kinds)('audit store (SPEC §4.10): %s', (_name, open) => {
     )
   })
 
+  test('the usage report counts each group by outcome, beside the total', async () => {
+    const store = await migrated()
+    const outcomes = ['ok', 'ok', 'ok', 'error', 'aborted', 'rejected', 'rejected'] as const
+    await store.insertAudit(outcomes.map((outcome, i) => event(200 + i, { time: base + i, outcome })))
+    const usage = await store.usage({ from: base, to: base + 1000, keyId: 'k_audit_store' })
+    expect(usage).toEqual([expect.objectContaining({ requests: 7, ok: 3, errors: 1, aborted: 1, rejected: 2 })])
+  })
+
   test('time ranges: from inclusive, to exclusive, on the audit list, the usage report and the pruning', async () => {
     const store = await migrated()
     const events = Array.from({ length: 10 }, (_, i) => event(100 + i, { time: base + i * 1000 }))
@@ -154,7 +162,18 @@ describe.each(kinds)('audit store (SPEC §4.10): %s', (_name, open) => {
     expect(range.items.map((e) => e.request_id)).toEqual(['req-104', 'req-103', 'req-102'])
     const usage = await store.usage({ from: base + 2000, to: base + 5000, keyId: 'k_audit_store' })
     expect(usage).toEqual([
-      { day: '2026-11-26', key_id: 'k_audit_store', model: 'llama3.2', requests: 3, prompt_tokens: 21, completion_tokens: 9 },
+      {
+        day: '2026-11-26',
+        key_id: 'k_audit_store',
+        model: 'llama3.2',
+        requests: 3,
+        ok: 3,
+        errors: 0,
+        aborted: 0,
+        rejected: 0,
+        prompt_tokens: 21,
+        completion_tokens: 9,
+      },
     ])
     expect(await store.pruneAudit(base + 3000)).toBe(3)
     expect((await stored(store)).map((e) => e.request_id)).toEqual([

@@ -97,7 +97,12 @@ export interface UsageRow {
   readonly day: string
   readonly key_id: string | null
   readonly model: string | null
+  /** Every event of the group, then by outcome (SPEC §4.10): answered, failed, left by the client, refused. */
   readonly requests: number
+  readonly ok: number
+  readonly errors: number
+  readonly aborted: number
+  readonly rejected: number
   readonly prompt_tokens: number
   readonly completion_tokens: number
 }

@@ -242,6 +242,8 @@ export class PostgresStore implements Store {
     const sql = this.sql
     const rows = await sql<Row[]>`
       select to_char(date_trunc('day', time at time zone 'UTC'), 'YYYY-MM-DD') as day, key_id, model, count(*)::int as requests,
+             (count(*) filter (where outcome = 'ok'))::int as ok, (count(*) filter (where outcome = 'error'))::int as errors,
+             (count(*) filter (where outcome = 'aborted'))::int as aborted, (count(*) filter (where outcome = 'rejected'))::int as rejected,
              coalesce(sum(prompt_tokens), 0)::int as prompt_tokens, coalesce(sum(completion_tokens), 0)::int as completion_tokens
       from audit_events
       where event_id >= ${eventIdFloor(q.from)}::uuid and event_id < ${eventIdFloor(q.to)}::uuid and action is null

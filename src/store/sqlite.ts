@@ -231,6 +231,8 @@ export class SqliteStore implements Store {
     return this.db
       .prepare(
         `select date(time / 1000, 'unixepoch') as day, key_id, model, count(*) as requests,
+                count(*) filter (where outcome = 'ok') as ok, count(*) filter (where outcome = 'error') as errors,
+                count(*) filter (where outcome = 'aborted') as aborted, count(*) filter (where outcome = 'rejected') as rejected,
                 coalesce(sum(prompt_tokens), 0) as prompt_tokens, coalesce(sum(completion_tokens), 0) as completion_tokens
          from audit_events where event_id >= ? and event_id < ? and action is null ${q.keyId ? 'and key_id = ?' : ''}
          group by day, key_id, model order by day, key_id, model`,
