@@ -186,6 +186,16 @@ describe('OpenAPI (SPEC §4.13)', () => {
       doc.paths['/admin/audit'].get.responses['200'].content['application/json'].schema.properties.items.items.properties.outcome,
     ).toBeDefined()
     expect(doc.paths['/admin/usage'].get.responses['200'].content['application/json'].schema.properties.rows).toBeDefined()
+    // Each error example is what the gateway sends: the same shape, type and code as a real answer.
+    const example = doc.paths['/v1/chat/completions'].post.responses['404'].content['application/json'].example
+    const real = await fetch(`${gw.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: gw.auth,
+      body: JSON.stringify({ model: 'llama3.2-missing', messages: [] }),
+    })
+    expect(real.status).toBe(404)
+    const body = await real.json()
+    expect({ ...body.error, message: '' }).toEqual({ ...example.error, message: '' })
     // What the document says is what a call answers: the model path as Swagger UI sends it.
     const tried = await fetch(`${gw.url}/v1/models/${encodeURIComponent('llama3.2:latest')}`, { headers: gw.auth })
     expect(tried.status).toBe(200)

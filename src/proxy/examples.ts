@@ -1,6 +1,7 @@
 // Request bodies and answers for the OpenAPI document (SPEC §4.13), so a person can try /api/chat from
 // /docs and see what comes back, errors in the route's dialect included (§5). Documentation only:
 // proxied bodies are forwarded byte for byte, unknown fields included (§4.8), and answers pass through.
+import { ERROR_STATUS, type ErrorCode, errorBody } from '../errors.ts'
 import type { Endpoint } from './endpoints.ts'
 
 const chat = { model: 'llama3.2', messages: [{ role: 'user', content: 'Why is the sky blue?' }], stream: false }
@@ -92,7 +93,7 @@ const SUCCESS: Record<string, { description: string; types?: readonly string[] }
 /** An OpenAPI response object, as far as these documents use it. */
 interface ResponseDoc {
   description: string
-  content?: Record<string, { schema?: object }>
+  content?: Record<string, { schema?: object; example?: unknown }>
 }
 
 /**
@@ -100,8 +101,18 @@ interface ResponseDoc {
  * in the route's dialect (SPEC §5). Upstream errors pass through in the same shape.
  */
 export function responsesDoc(endpoint: Endpoint): Record<string, ResponseDoc> {
-  const error = endpoint.path === '/v1/messages' ? ANTHROPIC_ERROR : endpoint.path.startsWith('/v1') ? OPENAI_ERROR : OLLAMA_ERROR
-  const failure = (description: string): ResponseDoc => ({ description, content: { [json]: { schema: error } } })
+  const dialect = endpoint.path === '/v1/messages' ? 'anthropic' : endpoint.path.startsWith('/v1') ? 'openai' : 'ollama'
+  const schema = { anthropic: ANTHROPIC_ERROR, openai: OPENAI_ERROR, ollama: OLLAMA_ERROR }[dialect]
+  // The example is what the gateway sends, rendered by the same code (errors.ts).
+  const failure = (description: string, code: ErrorCode, message: string): ResponseDoc => ({
+    description,
+    content: {
+      [json]: {
+        schema,
+        example: JSON.parse(errorBody(dialect, code, ERROR_STATUS[code], message, '4f1c2a9e-0b7d-4c55-9a61-2f3e8d7c6b5a')),
+      },
+    },
+  })
   const success = SUCCESS[endpoint.path] ?? { description: 'OK' }
   const responses: Record<string, ResponseDoc> = {}
   if (endpoint.method === 'HEAD') responses['200'] = { description: success.description }
@@ -111,20 +122,44 @@ export function responsesDoc(endpoint: Endpoint): Record<string, ResponseDoc> {
       description: success.description,
       ...(success.types ? { content: Object.fromEntries(success.types.map((type) => [type, {}])) } : {}),
     }
-  if (endpoint.body !== 'none')
-    responses['400'] = failure(
-      endpoint.body === 'stream'
-        ? 'The digest does not match the bytes'
-        : 'The body is not JSON, or `model` is missing or not a model name',
+  if (endpoint.body === 'json')
+    responses['400'] = failure('The body is not JSON, or `model` is missing or not a model name', 'bad_request', 'model is required')
+  else if (endpoint.body === 'stream')
+    responses['400'] = failure('The digest does not match the bytes (Ollama)', 'bad_request', 'digest mismatch')
+  responses['401'] = failure('No key, or a malformed, unknown, expired or revoked key', 'unauthorized', 'API key revoked')
+  responses['403'] = failure(
+    `The key lacks the \`${endpoint.scope}\` scope, or the model is not allowed for it`,
+    'forbidden',
+    "model 'llama3.2' not allowed for this key",
+  )
+  if (endpoint.routing === 'model' || endpoint.routing === 'manage')
+    responses['404'] = failure('No backend has the model', 'model_not_found', "model 'llama3.2' not found")
+  if (endpoint.body === 'json')
+    responses['413'] = failure(
+      'The body is larger than MAX_BODY_MB',
+      'payload_too_large',
+      'request body exceeds the 100 MB limit (MAX_BODY_MB)',
     )
-  responses['401'] = failure('No key, or a malformed, unknown, expired or revoked key')
-  responses['403'] = failure(`The key lacks the \`${endpoint.scope}\` scope, or the model is not allowed for it`)
-  if (endpoint.routing === 'model' || endpoint.routing === 'manage') responses['404'] = failure("`model 'x' not found` on any backend")
-  if (endpoint.body === 'json') responses['413'] = failure('The body is larger than MAX_BODY_MB')
-  responses['429'] = failure('Over a limit of the key (rpm, tpm, max_concurrency); `Retry-After` and `x-ratelimit-*` say when')
-  responses['502'] = failure('The backend failed or broke off the answer')
-  responses['503'] = failure('No backend with the model is reachable, or its queue is full; `Retry-After`')
-  responses['504'] = failure('The backend sent nothing within OLLAMA_READ_TIMEOUT_S')
+  responses['429'] = failure(
+    'Over a limit of the key (rpm, tpm, max_concurrency); `Retry-After` and `x-ratelimit-*` say when',
+    'rate_limited',
+    'rate limit reached: 60 requests per minute for this key; retry after the reset',
+  )
+  responses['502'] = failure(
+    'The backend failed or broke off the answer',
+    'upstream_unreachable',
+    "cannot reach backend 'gpu1': connection refused",
+  )
+  responses['503'] = failure(
+    'No backend with the model is reachable, or its queue is full; `Retry-After`',
+    'no_healthy_backend',
+    'no backend is reachable now; retry shortly',
+  )
+  responses['504'] = failure(
+    'The backend sent nothing within OLLAMA_READ_TIMEOUT_S',
+    'upstream_timeout',
+    "backend 'gpu1' did not answer within 600s",
+  )
   return responses
 }
 
