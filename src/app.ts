@@ -42,7 +42,10 @@ export function createApp(services: Services) {
       })
       // Proxied requests report themselves; the hooks below are for the routes registered after them.
       .use(proxyRoutes(services))
-      .onTransform(({ request, route }) => own.begin(request, route))
+      // SPEC §5: every answer names its request id, the gateway's own routes' too.
+      .onTransform(({ request, route, set }) => {
+        set.headers['x-request-id'] = own.begin(request, route)
+      })
       .onAfterResponse(({ request, set, responseValue, error, admin }: Answered) => {
         if (error === undefined) own.answered(request, set.status, responseValue, admin?.id)
       })

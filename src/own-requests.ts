@@ -25,8 +25,8 @@ const QUIET = /^\/(healthz|readyz|metrics|docs)(\/|$)/
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])
 
 export interface OwnRequests {
-  /** From `onTransform`: `request` has been routed to `route`. */
-  begin(request: Request, route: string): void
+  /** From `onTransform`: `request` has been routed to `route`. Answers its request id. */
+  begin(request: Request, route: string): string
   /** From `onAfterResponse`, for an answer that was not an error (errors go through `failed`). */
   answered(request: Request, status: number | string | undefined, response: unknown, keyId: string | undefined): void
   /** An error response rendered for `request` (a route's, or a path nothing serves). */
@@ -59,13 +59,9 @@ export function ownRequests(services: Services): OwnRequests {
 
   return {
     begin(request, route) {
-      begun.set(request, {
-        at: performance.now(),
-        route,
-        path: pathOf(request.url),
-        requestId: requestIdOf(request),
-        clientIp: clientIp(request),
-      })
+      const requestId = requestIdOf(request)
+      begun.set(request, { at: performance.now(), route, path: pathOf(request.url), requestId, clientIp: clientIp(request) })
+      return requestId
     },
     answered(request, status, response, keyId) {
       report(request, begun.get(request), response instanceof Response ? response.status : Number(status ?? 200), keyId)

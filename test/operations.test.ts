@@ -98,6 +98,12 @@ describe('request log and series (SPEC §4.12)', () => {
         await res.arrayBuffer()
         expect({ path, status: res.status }).toEqual({ path, status })
       }
+      // An answer without an id from the client names the one the gateway made, as its log line does.
+      const ready = await fetch(`${quiet.url}/readyz`)
+      await ready.arrayBuffer()
+      const madeId = ready.headers.get('x-request-id') as string
+      expect(madeId).toMatch(/^[0-9a-f-]{36}$/)
+      await quiet.waitForLog((l) => l.msg === 'request' && l.request_id === madeId && l.path === '/readyz')
       await quiet.waitForLog((l) => l.msg === 'request' && l.request_id === 'req-chat')
       const lines = (id: string) => quiet.logs.filter((l) => l.msg === 'request' && l.request_id === id)
       expect(lines('req-admin-create')).toEqual([
