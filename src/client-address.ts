@@ -41,9 +41,17 @@ export function parseTrustedProxies(value: string): { ranges: readonly string[] 
 export function clientAddressOf(peerOf: (request: Request) => string, trusted: readonly string[]): (request: Request) => string {
   if (trusted.length === 0) return peerOf
   const ranges = trusted.map(rangeOf).filter((r): r is Range => r !== undefined)
+  // The peers are the balancers, a handful of addresses: each is judged once (a bounded memo).
+  const judged = new Map<string, boolean>()
   const isTrusted = (address: string) => {
-    const parsed = addressBits(address)
-    return parsed !== undefined && ranges.some((r) => r.v6 === parsed.v6 && matches(r, parsed.bits))
+    let trusted = judged.get(address)
+    if (trusted === undefined) {
+      const parsed = addressBits(address)
+      trusted = parsed !== undefined && ranges.some((r) => r.v6 === parsed.v6 && matches(r, parsed.bits))
+      if (judged.size >= 1024) judged.clear()
+      judged.set(address, trusted)
+    }
+    return trusted
   }
   return (request) => {
     const peer = peerOf(request)

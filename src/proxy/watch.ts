@@ -1,10 +1,10 @@
 // The requests in flight are watched together, on one timer: each one's read deadline (SPEC §3.2
 // OLLAMA_READ_TIMEOUT_S), whether its client is still there (SPEC §4.8), and its connection's exemption
-// from the idle timeout (SPEC §6) while it lasts. A timer per request and a
-// listener on every request's `signal` cost each request a native timer and an AbortSignal, and on Bun
-// they lengthened every young-generation collection (bench/RESULTS.md). Most requests are answered
-// long before either matters: here a request costs one entry in a list, and its client's signal is asked
-// for only if the request is still in flight at the next check.
+// from the idle timeout (SPEC §6) while it lasts. A timer per request and a listener on every request's
+// `signal` cost each request a native timer and an AbortSignal, and on Bun they lengthened every
+// young-generation collection (bench/RESULTS.md). Most requests are answered long before either
+// matters: here a request costs one entry in a list, and its client's signal is asked for only if the
+// request is still in flight at the next check.
 import type { Cancel } from '../runtime/client.ts'
 import { ClientGone, UpstreamTimeout } from './upstream.ts'
 
