@@ -27,7 +27,7 @@ const RETRY_FIRST_MS = 1000
 /** A probe's timeout firing this much later than due means the process itself was stalled. */
 const STALL_MS = 1000
 /** At startup, the longest a backend known from a shared snapshot holds the first answer for its probe. */
-export const SNAPSHOT_START_MS = 1000
+const SNAPSHOT_START_MS = 1000
 /** Keyed by name and address, so deployments sharing one Redis do not read each other's backends. */
 const snapshotKey = (backend: Backend) => `nnz:discovery:${backend.name}@${redactUrl(backend.url)}`
 

@@ -91,24 +91,13 @@ export class KeyCache {
   /** Remembers a refused key, in process only, unless evictions happened since `ticket`. */
   refuse(id: string, state: 'revoked' | 'expired', ticket: number, now: number): void {
     if (this.ttlMs <= 0 || ticket !== this.generation) return
-    this.refused.delete(id)
-    if (this.refused.size >= MAX_LOCAL) {
-      const oldest = this.refused.keys().next().value
-      if (oldest !== undefined) this.refused.delete(oldest)
-    }
-    this.refused.set(id, { state, until: now + this.ttlMs })
+    setBounded(this.refused, id, { state, until: now + this.ttlMs })
   }
 
   /** Stores a verified key in process (and in Redis when `shared`), unless evictions happened since `ticket`. */
   fill(entry: CachedKey, ticket: number, shared: boolean): void {
     if (this.ttlMs <= 0 || ticket !== this.generation) return
-    // Moved to the end, so the oldest entry is the one filled longest ago; a renewal makes no room.
-    this.local.delete(entry.record.id)
-    if (this.local.size >= MAX_LOCAL) {
-      const oldest = this.local.keys().next().value
-      if (oldest !== undefined) this.local.delete(oldest)
-    }
-    this.local.set(entry.record.id, entry)
+    setBounded(this.local, entry.record.id, entry)
     if (shared && this.redis?.status === 'ready') {
       const { hash: _hash, ...record } = entry.record
       const value = JSON.stringify({ d: entry.digest.toString('hex'), r: record, u: entry.until, h: entry.hashTag })
@@ -139,4 +128,17 @@ export class KeyCache {
     this.refused.clear()
     for (const [id, entry] of this.local) this.local.set(id, { ...entry, until: 0, refreshAt: 0 })
   }
+}
+
+/**
+ * Sets `key` at the end of `map`, so the oldest entry is the one set longest ago, dropping that one
+ * when the map holds MAX_LOCAL already (a renewal makes no room).
+ */
+function setBounded<V>(map: Map<string, V>, key: string, value: V): void {
+  map.delete(key)
+  if (map.size >= MAX_LOCAL) {
+    const oldest = map.keys().next().value
+    if (oldest !== undefined) map.delete(oldest)
+  }
+  map.set(key, value)
 }

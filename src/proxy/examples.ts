@@ -1,7 +1,7 @@
 // Request bodies and answers for the OpenAPI document (SPEC §4.13), so a person can try /api/chat from
 // /docs and see what comes back, errors in the route's dialect included (§5). Documentation only:
 // proxied bodies are forwarded byte for byte, unknown fields included (§4.8), and answers pass through.
-import { ERROR_STATUS, type ErrorCode, errorBody } from '../errors.ts'
+import { dialectOf, ERROR_STATUS, type ErrorCode, errorBody } from '../errors.ts'
 import type { Endpoint } from './endpoints.ts'
 
 const chat = { model: 'llama3.2', messages: [{ role: 'user', content: 'Why is the sky blue?' }], stream: false }
@@ -101,8 +101,8 @@ interface ResponseDoc {
  * in the route's dialect (SPEC §5). Upstream errors pass through in the same shape.
  */
 export function responsesDoc(endpoint: Endpoint): Record<string, ResponseDoc> {
-  const dialect = endpoint.path === '/v1/messages' ? 'anthropic' : endpoint.path.startsWith('/v1') ? 'openai' : 'ollama'
-  const schema = { anthropic: ANTHROPIC_ERROR, openai: OPENAI_ERROR, ollama: OLLAMA_ERROR }[dialect]
+  const dialect = dialectOf(endpoint.path)
+  const schema = dialect === 'anthropic' ? ANTHROPIC_ERROR : dialect === 'openai' ? OPENAI_ERROR : OLLAMA_ERROR
   // The example is what the gateway sends, rendered by the same code (errors.ts).
   const failure = (description: string, code: ErrorCode, message: string): ResponseDoc => ({
     description,
@@ -163,8 +163,11 @@ export function responsesDoc(endpoint: Endpoint): Record<string, ResponseDoc> {
   return responses
 }
 
+/** The document's section for a proxied endpoint. */
+export const tagOf = (endpoint: Endpoint): string => (endpoint.path.startsWith('/v1') ? 'openai' : 'ollama')
+
 /** Elysia's path as OpenAPI writes it: `:name` and the trailing `*` (a model id may hold slashes) as parameters. */
-export function documentedPath(path: string): string {
+function documentedPath(path: string): string {
   return path.replace(/:(\w+)/g, '{$1}').replace(/\/\*$/, '/{model}')
 }
 
@@ -180,7 +183,7 @@ export function wildcardPathsDoc(endpoints: readonly Endpoint[]): Record<string,
     paths[path] = {
       ...paths[path],
       [endpoint.method.toLowerCase()]: {
-        tags: [endpoint.path.startsWith('/v1') ? 'openai' : 'ollama'],
+        tags: [tagOf(endpoint)],
         summary: endpoint.summary,
         operationId: `${endpoint.method.toLowerCase()}${path.replace(/[^A-Za-z0-9]+(\w)?/g, (_, c: string | undefined) => (c ?? '').toUpperCase())}`,
         parameters: [

@@ -4,7 +4,7 @@ import { Elysia } from 'elysia'
 import { dialectOf, errorResponse, GatewayError } from '../errors.ts'
 import type { Services } from '../services.ts'
 import { ENDPOINTS, KNOWN_PATHS } from './endpoints.ts'
-import { requestBodyDoc, responsesDoc } from './examples.ts'
+import { requestBodyDoc, responsesDoc, tagOf } from './examples.ts'
 import { requestIdFrom, requestIdOf } from './headers.ts'
 
 export function proxyRoutes(services: Services) {
@@ -46,7 +46,7 @@ export function proxyRoutes(services: Services) {
         detail: {
           // A `*` path cannot be written in OpenAPI: documented under its templated path (docs/routes.ts).
           ...(endpoint.path.endsWith('/*') ? { hide: true } : {}),
-          tags: [endpoint.path.startsWith('/v1') ? 'openai' : 'ollama'],
+          tags: [tagOf(endpoint)],
           summary: endpoint.summary,
           ...(endpoint.body === 'json' ? { requestBody: requestBodyDoc(endpoint.path) } : {}),
           responses: responsesDoc(endpoint),
