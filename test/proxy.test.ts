@@ -194,6 +194,17 @@ describe('forwarding (SPEC §4.8)', () => {
     const tags = await call('/api/tags', { method: 'HEAD' })
     expect(tags.status).toBe(200)
     expect(await tags.text()).toBe('')
+    // RFC 9110 §9.3.2: each carries the GET's headers, the length of its body included (it said 0).
+    for (const [path, head] of [
+      ['/api/version', version],
+      ['/api/tags', tags],
+    ] as const) {
+      const get = await call(path)
+      const body = new Uint8Array(await get.arrayBuffer())
+      expect(body.byteLength).toBeGreaterThan(0)
+      expect(head.headers.get('content-length')).toBe(String(body.byteLength))
+      expect(head.headers.get('content-type')).toBe(get.headers.get('content-type'))
+    }
   })
 
   test('DELETE /api/delete carries its JSON body upstream', async () => {

@@ -347,13 +347,20 @@ export function createProxy(deps: ProxyDeps) {
         const response = new Response(bytes.byteLength > 0 ? bytes : null, { status, headers: responseHeaders })
         return settled ? settled.then(() => response) : response
       }
+      if (endpoint.method === 'HEAD') {
+        // RFC 9110 §9.3.2: a HEAD answer carries the length the GET's body would have (clients read it
+        // as the blob's size), unless it describes a coding the client is not given.
+        const length = upstreamHeader(upstream, 'content-length')
+        if (length !== null && upstreamHeader(upstream, 'content-encoding') === null) responseHeaders.set('content-length', length)
+        return answerWhole(new Uint8Array(0))
+      }
       // The runtime's client has read it whole already.
       if (isWhole(upstream)) return answerWhole(upstream.body)
       // fetch's answer, or the runtime's client's with its body still to come.
       const fetched = upstream instanceof Response ? upstream : undefined
       const streamed = upstream instanceof Response ? undefined : upstream
-      const headerOf = (name: string) => (streamed ? headerValue(streamed.headers, name) : (fetched?.headers.get(name) ?? null))
-      if (!(streamed ? streamed.hasBody : fetched?.body) || endpoint.method === 'HEAD') return answerWhole(new Uint8Array(0))
+      const headerOf = (name: string) => upstreamHeader(upstream, name)
+      if (!(streamed ? streamed.hasBody : fetched?.body)) return answerWhole(new Uint8Array(0))
       // A non-streaming answer of known, small size arrives whole right behind its headers (Ollama
       // sends stream:false answers only when complete, UPSTREAM §6): read it at once instead of
       // relaying chunk by chunk. Streams (NDJSON, SSE) and large or unsized bodies always relay.
@@ -394,10 +401,6 @@ export function createProxy(deps: ProxyDeps) {
       throw new GatewayError('no_healthy_backend', 'no backend is reachable now; retry shortly', { 'retry-after': '5' })
     const responseHeaders = new Headers({ 'content-type': 'application/json; charset=utf-8', 'x-request-id': x.meta.requestId })
     x.status = 200
-    if (endpoint.method === 'HEAD') {
-      finish(x, { outcome: 'ok', bytesOut: 0 })
-      return new Response(null, { status: 200, headers: responseHeaders })
-    }
     const body = await aggregateListing(
       endpoint.path as '/api/tags',
       usable,
@@ -406,12 +409,23 @@ export function createProxy(deps: ProxyDeps) {
       config.connectTimeoutMs * 2,
     )
     x.ttfbMs = performance.now() - x.startedAt
+    if (endpoint.method === 'HEAD') {
+      // The GET's headers, its length included (RFC 9110 §9.3.2), without its body.
+      responseHeaders.set('content-length', String(body.byteLength))
+      finish(x, { outcome: 'ok', bytesOut: 0 })
+      return new Response(null, { status: 200, headers: responseHeaders })
+    }
     finish(x, { outcome: 'ok', bytesOut: body.byteLength })
     return new Response(body, { status: 200, headers: responseHeaders })
   }
 }
 
 export type ProxyHandler = ReturnType<typeof createProxy>
+
+/** A header of the backend's answer, from fetch's Headers or the runtime's client's flat list. */
+function upstreamHeader(res: Response | WholeResponse | StreamedResponse, name: string): string | null {
+  return res instanceof Response ? res.headers.get(name) : headerValue(res.headers, name)
+}
 
 /** An answer the runtime's client read whole (its body in memory), not one still streaming. */
 function isWhole(res: Response | WholeResponse | StreamedResponse): res is WholeResponse {
