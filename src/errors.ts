@@ -9,6 +9,7 @@ export const ERROR_STATUS = {
   model_not_found: 404,
   method_not_allowed: 405,
   payload_too_large: 413,
+  unsupported_media_type: 415,
   rate_limited: 429,
   internal: 500,
   upstream_unreachable: 502,
@@ -51,6 +52,7 @@ const ERROR_TYPES: Readonly<Record<number, string>> = {
   401: 'authentication_error',
   403: 'permission_error',
   404: 'not_found_error',
+  415: 'invalid_request_error',
   429: 'rate_limit_error',
 }
 

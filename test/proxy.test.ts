@@ -103,6 +103,39 @@ describe('forwarding (SPEC §4.8)', () => {
     expect(fake.received).toHaveLength(0)
   })
 
+  test("a compressed JSON body is refused with 415 naming its coding, in the route's dialect; nothing is forwarded", async () => {
+    const body = Bun.gzipSync(new TextEncoder().encode('{"model":"llama3.2","messages":[],"stream":false}'))
+    const send = (path: string, coding: string) =>
+      fetch(`${gw.url}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'content-encoding': coding, ...gw.auth },
+        body,
+      })
+    const native = await send('/api/chat', 'gzip')
+    expect(native.status).toBe(415)
+    expect(await native.json()).toEqual({
+      error: "request bodies with Content-Encoding 'gzip' are not accepted; send the JSON uncompressed",
+    })
+    const openai = await send('/v1/chat/completions', 'br')
+    expect(openai.status).toBe(415)
+    const err = ((await openai.json()) as { error: { message: string; type: string; code: string } }).error
+    expect(err.message).toContain("Content-Encoding 'br'")
+    expect(err.type).toBe('invalid_request_error')
+    expect(err.code).toBe('unsupported_media_type')
+    const anthropic = await send('/v1/messages', 'deflate')
+    expect(anthropic.status).toBe(415)
+    expect(((await anthropic.json()) as { type: string; error: { type: string } }).error.type).toBe('invalid_request_error')
+    expect(fake.received).toHaveLength(0)
+    // `identity` is no coding at all.
+    const plain = await fetch(`${gw.url}/api/chat`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-encoding': 'identity', ...gw.auth },
+      body: '{"model":"llama3.2","messages":[],"stream":false}',
+    })
+    expect(plain.status).toBe(200)
+    expect(((await plain.json()) as { done: boolean }).done).toBe(true)
+  })
+
   test('header hygiene: credentials, Origin, hop-by-hop dropped; Host, token, request id set; User-Agent kept', async () => {
     const res = await post(
       '/api/chat',

@@ -10,6 +10,15 @@ export interface ParsedBody {
 }
 
 export async function readJsonBody(request: Request, maxBytes: number): Promise<ParsedBody> {
+  // A compressed body cannot be read for its model, and Ollama does not decode one either: named, not
+  // reported as bytes that are not UTF-8.
+  const coding = request.headers.get('content-encoding')
+  if (coding !== null && coding.trim().toLowerCase() !== 'identity') {
+    throw new GatewayError(
+      'unsupported_media_type',
+      `request bodies with Content-Encoding '${coding.trim()}' are not accepted; send the JSON uncompressed`,
+    )
+  }
   // A declared length (every JSON client sends one) is checked, then the body read in one call.
   const declared = request.headers.get('content-length')
   if (declared !== null && Number(declared) > maxBytes) throw tooLarge(maxBytes)
