@@ -125,6 +125,14 @@ describe('forwarding (SPEC §4.8)', () => {
     const anthropic = await send('/v1/messages', 'deflate')
     expect(anthropic.status).toBe(415)
     expect(((await anthropic.json()) as { type: string; error: { type: string } }).error.type).toBe('invalid_request_error')
+    // Sent chunked, with no declared length: the same refusal.
+    const chunked = await fetch(`${gw.url}/api/generate`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-encoding': 'gzip', ...gw.auth },
+      body: new Blob([body]).stream(),
+    })
+    expect(chunked.status).toBe(415)
+    expect(((await chunked.json()) as { error: string }).error).toContain("Content-Encoding 'gzip'")
     expect(fake.received).toHaveLength(0)
     // `identity` is no coding at all.
     const plain = await fetch(`${gw.url}/api/chat`, {

@@ -10,15 +10,6 @@ export interface ParsedBody {
 }
 
 export async function readJsonBody(request: Request, maxBytes: number): Promise<ParsedBody> {
-  // A compressed body cannot be read for its model, and Ollama does not decode one either: named, not
-  // reported as bytes that are not UTF-8.
-  const coding = request.headers.get('content-encoding')
-  if (coding !== null && coding.trim().toLowerCase() !== 'identity') {
-    throw new GatewayError(
-      'unsupported_media_type',
-      `request bodies with Content-Encoding '${coding.trim()}' are not accepted; send the JSON uncompressed`,
-    )
-  }
   // A declared length (every JSON client sends one) is checked, then the body read in one call.
   const declared = request.headers.get('content-length')
   if (declared !== null && Number(declared) > maxBytes) throw tooLarge(maxBytes)
@@ -30,7 +21,9 @@ export async function readJsonBody(request: Request, maxBytes: number): Promise<
     // copy of the gateway that answered after the read; bench/RESULTS.md). The bytes forwarded are the
     // text encoded again, which is the client's bytes exactly when they were UTF-8 (RFC 8259 §8.1).
     text = await request.text()
-    bytes = sentBytes(text, Number(declared))
+    const sent = sentBytes(text, Number(declared))
+    if (!sent) throw refused(request, 'request body is not valid UTF-8; JSON must be sent as UTF-8')
+    bytes = sent
   } else {
     bytes = await readChunked(request, maxBytes)
     text = decoder.decode(bytes)
@@ -40,12 +33,26 @@ export async function readJsonBody(request: Request, maxBytes: number): Promise<
   try {
     json = JSON.parse(text)
   } catch (err) {
-    throw new GatewayError('bad_request', `request body is not valid JSON: ${(err as Error).message}`)
+    throw refused(request, `request body is not valid JSON: ${(err as Error).message}`)
   }
   if (json === null || typeof json !== 'object' || Array.isArray(json)) {
-    throw new GatewayError('bad_request', 'request body must be a JSON object')
+    throw refused(request, 'request body must be a JSON object')
   }
   return { bytes, json: json as Record<string, unknown> }
+}
+
+/**
+ * The 400 for a body that is not a JSON object, or a 415 when it came compressed: such a body is neither
+ * UTF-8 nor JSON, and Ollama does not decode one either, so the refusal names the coding. Looked up only
+ * once the body failed, so a good request pays nothing for it.
+ */
+function refused(request: Request, message: string): GatewayError {
+  const coding = request.headers.get('content-encoding')?.trim()
+  if (!coding || coding.toLowerCase() === 'identity') return new GatewayError('bad_request', message)
+  return new GatewayError(
+    'unsupported_media_type',
+    `request bodies with Content-Encoding '${coding}' are not accepted; send the JSON uncompressed`,
+  )
 }
 
 const decoder = new TextDecoder()
@@ -58,10 +65,10 @@ const BOM = [0xef, 0xbb, 0xbf]
  * to the same bytes. So: the same length means the same bytes (short of a body that is not UTF-8 and
  * whose only faults are cut-off four-byte sequences, each three bytes that became the three of one
  * U+FFFD); three fewer and no U+FFFD means a byte order mark went (it is put back); any other length
- * means bytes that were not UTF-8, which no JSON body may hold (RFC 8259 §8.1): a 400 rather than
- * forwarding something other than what was sent.
+ * means bytes that were not UTF-8, which no JSON body may hold (RFC 8259 §8.1): undefined, refused rather
+ * than forwarding something other than what was sent.
  */
-function sentBytes(text: string, declared: number): Uint8Array<ArrayBuffer> {
+function sentBytes(text: string, declared: number): Uint8Array<ArrayBuffer> | undefined {
   const encoded = encoder.encode(text) as Uint8Array<ArrayBuffer>
   if (encoded.byteLength === declared) return encoded
   if (encoded.byteLength === declared - BOM.length && !text.includes('\uFFFD')) {
@@ -70,7 +77,7 @@ function sentBytes(text: string, declared: number): Uint8Array<ArrayBuffer> {
     withBom.set(encoded, BOM.length)
     return withBom
   }
-  throw new GatewayError('bad_request', 'request body is not valid UTF-8; JSON must be sent as UTF-8')
+  return undefined
 }
 
 function tooLarge(maxBytes: number): GatewayError {
