@@ -91,6 +91,7 @@ for (const [name, makeEnv] of stores) {
         [['keys', 'revoke'], 'keys revoke needs a key id'],
         [['keys', 'revoke', 'AAAAAAAAAAAA'], "no key with id 'AAAAAAAAAAAA'"],
         [['keys', 'frobnicate'], "unknown command 'keys frobnicate'"],
+        [['keys'], 'keys needs a command: create, list, revoke or rotate'],
         [['keys', 'list', '--state', 'sleepy'], '--state must be active, revoked or expired'],
         [['keys', 'create', '--name', 'x', '--models', 'llama3.2 qwen3'], "allowed model 'llama3.2 qwen3' is not a model name or glob"],
         [['keys', 'create', '--name', 'x', '--expires-at', '2020-01-01T00:00:00Z'], 'is in the past; a new key must expire later'],

@@ -169,7 +169,12 @@ export async function runKeysCommand(
         return 0
       }
       default:
-        throw new GatewayError('bad_request', `unknown command 'keys ${command}'; use create, list, revoke or rotate`)
+        throw new GatewayError(
+          'bad_request',
+          command
+            ? `unknown command 'keys ${command}'; use create, list, revoke or rotate`
+            : 'keys needs a command: create, list, revoke or rotate (see --help)',
+        )
     }
   } finally {
     await store.close()
