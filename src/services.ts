@@ -17,6 +17,7 @@ import { MemoryLimiter } from './limits/memory.ts'
 import { RedisLimiter } from './limits/redis.ts'
 import type { Logger } from './log.ts'
 import { createMetrics, type Metrics } from './metrics/metrics.ts'
+import { registerProcessMetrics } from './metrics/process.ts'
 import { createProxy, type ProxyHandler, WHOLE_ANSWER_MAX } from './proxy/service.ts'
 import { InFlight } from './runtime/inflight.ts'
 import type { Runtime } from './runtime/runtime.ts'
@@ -24,6 +25,7 @@ import { connectRedis, openRedis } from './shared/redis.ts'
 import { PostgresStore } from './store/postgres.ts'
 import { SqliteStore } from './store/sqlite.ts'
 import type { Store } from './store/store.ts'
+import { COMMIT, VERSION } from './version.ts'
 
 export interface Services {
   readonly config: Config
@@ -147,6 +149,8 @@ export function createServices(config: Config, log: Logger, runtime: Runtime, ov
   )
   metrics.registry.gauge('nnz_audit_buffered', 'Audit events held in memory, waiting for the store.', () => [[{}, audit.buffered]])
   metrics.registry.gauge('nnz_key_cache_entries', 'Verified keys held in the in-process cache.', () => [[{}, keyCache.size]])
+  metrics.registry.gauge('nnz_requests_in_flight', 'Proxied requests whose answers are not yet complete.', () => [[{}, inflight.size]])
+  registerProcessMetrics(metrics.registry, { version: VERSION, commit: COMMIT, runtime: runtime.name })
   // SPEC §7: answers from plain-http backends come through the runtime's own client, where it has one.
   const client = runtime.httpClient?.({ maxBodyBytes: WHOLE_ANSWER_MAX, maxIdle: 256 })
   const proxy = createProxy({

@@ -1,10 +1,11 @@
 // SPEC §4.12, §4.13, CORS and TLS (§3.2, §4.8): what an operator sees and a browser needs.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 // @ts-expect-error: the package ships no types; it returns an array of metric families.
 import parsePrometheusTextFormat from 'parse-prometheus-text-format'
+import pkg from '../package.json' with { type: 'json' }
 import { FakeOllama } from './helpers/fake-ollama.ts'
 import { type GatewayProcess, startGateway } from './helpers/gateway.ts'
 
@@ -58,6 +59,51 @@ describe('metrics (SPEC §4.12)', () => {
     // Label hygiene: route templates only, no raw paths, no secrets.
     const labels = families.flatMap((f) => f.metrics.flatMap((m) => Object.values(m.labels ?? {})))
     expect(labels.some((l) => l.includes(gw.adminKey.split('_')[2] as string))).toBe(false)
+  })
+
+  test("the process's own series under Prometheus's standard names, the build, and the requests in flight", async () => {
+    const scrape = async () => {
+      const families = parse(await (await fetch(`${gw.url}/metrics`, { headers: gw.auth })).text())
+      return (name: string) => families.find((f) => f.name === name) as Family
+    }
+    const pid = gw.proc.pid
+    // A stream held open by the fake: one request in flight, and its two sockets among the open descriptors.
+    fake.behaviour.chunks = 3
+    fake.behaviour.chunkDelayMs = 400
+    const streaming = await fetch(`${gw.url}/api/chat`, {
+      method: 'POST',
+      headers: gw.auth,
+      body: JSON.stringify({ model: 'llama3.2', messages: [] }),
+    })
+    const during = await scrape()
+    expect(during('nnz_requests_in_flight').type).toBe('GAUGE')
+    expect(Number(during('nnz_requests_in_flight').metrics[0]?.value)).toBe(1)
+    await streaming.text()
+    fake.reset()
+    const family = await scrape()
+    expect(Number(family('nnz_requests_in_flight').metrics[0]?.value)).toBe(0)
+
+    const info = family('nnz_build_info').metrics[0]
+    expect(info?.labels).toEqual({ version: pkg.version, commit: 'dev', runtime: 'bun' })
+    expect(info?.value).toBe('1')
+
+    // Read against the kernel's own figures for the gateway's process.
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+    const rssKb = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1])
+    const rss = Number(family('process_resident_memory_bytes').metrics[0]?.value)
+    expect(rss).toBeGreaterThan(rssKb * 1024 * 0.5)
+    expect(rss).toBeLessThan(rssKb * 1024 * 1.5)
+    const [utime, stime] = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ').slice(11, 13).map(Number) ?? []
+    const cpu = Number(family('process_cpu_seconds_total').metrics[0]?.value)
+    expect(family('process_cpu_seconds_total').type).toBe('COUNTER')
+    expect(cpu).toBeGreaterThan(0)
+    expect(Math.abs(cpu - ((utime ?? 0) + (stime ?? 0)) / 100)).toBeLessThan(1)
+    const started = Number(family('process_start_time_seconds').metrics[0]?.value)
+    expect(started).toBeLessThanOrEqual(Date.now() / 1000)
+    expect(started).toBeGreaterThan(Date.now() / 1000 - 600)
+    const open = Number(family('process_open_fds').metrics[0]?.value)
+    expect(Math.abs(open - readdirSync(`/proc/${pid}/fd`).length)).toBeLessThanOrEqual(3)
+    expect(Number(family('process_max_fds').metrics[0]?.value)).toBeGreaterThanOrEqual(open)
   })
 
   test('/metrics needs the admin scope unless METRICS_PUBLIC=true', async () => {

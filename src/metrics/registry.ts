@@ -3,12 +3,16 @@
 
 type Labels = Record<string, string>
 
+/** Reads a metric's values at scrape time from where they are kept (backend state, the process's CPU time). */
+type Collect = () => Array<[Labels, number]>
+
 abstract class Metric {
   protected readonly series = new Map<string, { labels: Labels; value: number }>()
   constructor(
     readonly name: string,
     readonly help: string,
     readonly type: 'counter' | 'gauge',
+    private readonly collect?: Collect,
   ) {}
 
   protected entry(labels: Labels) {
@@ -26,6 +30,7 @@ abstract class Metric {
   }
 
   render(): string {
+    if (this.collect) for (const [labels, value] of this.collect()) this.entry(labels).value = value
     const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} ${this.type}`]
     for (const { labels, value } of this.series.values()) lines.push(`${this.name}${formatLabels(labels)} ${value}`)
     return lines.join('\n')
@@ -33,8 +38,8 @@ abstract class Metric {
 }
 
 export class Counter extends Metric {
-  constructor(name: string, help: string) {
-    super(name, help, 'counter')
+  constructor(name: string, help: string, collect?: Collect) {
+    super(name, help, 'counter', collect)
   }
   inc(labels: Labels = {}, by = 1): void {
     this.entry(labels).value += by
@@ -49,17 +54,11 @@ export class Counter extends Metric {
 }
 
 export class Gauge extends Metric {
-  private readonly collect?: () => Array<[Labels, number]>
-  constructor(name: string, help: string, collect?: () => Array<[Labels, number]>) {
-    super(name, help, 'gauge')
-    if (collect) this.collect = collect
+  constructor(name: string, help: string, collect?: Collect) {
+    super(name, help, 'gauge', collect)
   }
   set(labels: Labels, value: number): void {
     this.entry(labels).value = value
-  }
-  override render(): string {
-    if (this.collect) for (const [labels, value] of this.collect()) this.set(labels, value)
-    return super.render()
   }
 }
 
@@ -105,10 +104,10 @@ export class Histogram {
 
 export class Registry {
   private readonly metrics: Array<{ render(): string }> = []
-  counter(name: string, help: string): Counter {
-    return this.add(new Counter(name, help))
+  counter(name: string, help: string, collect?: Collect): Counter {
+    return this.add(new Counter(name, help, collect))
   }
-  gauge(name: string, help: string, collect?: () => Array<[Labels, number]>): Gauge {
+  gauge(name: string, help: string, collect?: Collect): Gauge {
     return this.add(new Gauge(name, help, collect))
   }
   histogram(name: string, help: string, buckets: readonly number[]): Histogram {
