@@ -131,6 +131,34 @@ describe('discovery (SPEC §4.6)', () => {
     expect(await unknownBackend.json()).toEqual({ error: "unknown backend 'gpuZ' in X-Backend; configured: gpuA, gpuB, gpuC" })
   })
 
+  test('create from a model goes to the backend that has it, not the roomiest; the new model is found at once', async () => {
+    // qwen3:0.6b is only on gpuB, which has the least room; without `from`, create would go to gpuA.
+    const res = await fetch(`${slow.url}/api/create`, {
+      method: 'POST',
+      headers: slow.auth,
+      body: '{"model":"qwen3-tuned","from":"QWEN3:0.6b","system":"Be brief.","stream":false}',
+    })
+    expect(res.status).toBe(200)
+    expect(res.headers.get('x-backend')).toBe('gpuB')
+    expect(gpuB.last('/api/create').json).toEqual({ model: 'qwen3-tuned', from: 'QWEN3:0.6b', system: 'Be brief.', stream: false })
+    const made = await chat(slow, 'qwen3-tuned')
+    expect(made.status).toBe(200)
+    expect(made.headers.get('x-backend')).toBe('gpuB')
+    // A base no backend has: Ollama pulls it while creating, so the usual choice (most room) stands.
+    const { backends } = (await (await fetch(`${slow.url}/admin/backends`, { headers: slow.auth })).json()) as {
+      backends: Array<{ name: string; disk_bytes: number }>
+    }
+    const roomiest = backends.reduce((a, b) => (b.disk_bytes < a.disk_bytes ? b : a))
+    expect(roomiest.name).not.toBe('gpuB')
+    const fresh = await fetch(`${slow.url}/api/create`, {
+      method: 'POST',
+      headers: slow.auth,
+      body: '{"model":"from-registry","from":"granite-base:1b","stream":false}',
+    })
+    expect(fresh.headers.get('x-backend')).toBe(roomiest.name)
+    setModels()
+  })
+
   test('GET /admin/backends shows each backend; POST /admin/backends/refresh polls now', async () => {
     const res = await fetch(`${slow.url}/admin/backends`, { headers: slow.auth })
     const { backends } = await res.json()

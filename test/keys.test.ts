@@ -179,6 +179,18 @@ for (const mode of modes) {
         body: JSON.stringify({ source: 'nomic-embed-text:latest', destination: 'llama-copy' }),
       })
       expect(copy.status).toBe(403)
+      expect(await copy.json()).toEqual({ error: "model 'llama-copy' not allowed for this key" })
+      // A model made from another is a copy too: the key must be allowed the model it starts from.
+      const create = (body: object) =>
+        fetch(`${gw.url}/api/create`, { method: 'POST', headers: { authorization: `Bearer ${globbed.key}` }, body: JSON.stringify(body) })
+      const sent = fake.received.length
+      const fromDenied = await create({ model: 'nomic-mine', from: 'llama3.2', stream: false })
+      expect(fromDenied.status).toBe(403)
+      expect(await fromDenied.json()).toEqual({ error: "model 'llama3.2' not allowed for this key" })
+      expect(fake.received.length).toBe(sent)
+      const fromAllowed = await create({ model: 'nomic-mine', from: 'nomic-embed-text', stream: false })
+      expect(fromAllowed.status).toBe(200)
+      expect(fake.last('/api/create').json).toEqual({ model: 'nomic-mine', from: 'nomic-embed-text', stream: false })
     })
 
     test('malformed and unknown keys are 401 without an argon2 call; a wrong secret costs one', async () => {

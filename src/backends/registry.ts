@@ -83,9 +83,11 @@ export class BackendRegistry {
   /**
    * SPEC §4.7 model management: the backend named in X-Backend; otherwise pull and create go to the
    * usable backend with the most room (fewest model bytes), and the rest to the one backend that
-   * holds the model (a choice between several must be made explicit).
+   * holds the model (a choice between several must be made explicit). A model created `from` another
+   * is made where that one is, when a usable backend has it: elsewhere Ollama would have to pull it from
+   * the registry first, or fail offline.
    */
-  forManagement(path: string, model: string | undefined, named: string | null): Backend[] {
+  forManagement(path: string, model: string | undefined, named: string | null, from?: string): Backend[] {
     if (named) {
       const backend = this.byName.get(named)
       if (!backend)
@@ -97,10 +99,13 @@ export class BackendRegistry {
     }
     if (this.all.length === 1) return [this.all[0] as Backend]
     if (path === '/api/pull' || path === '/api/create') {
-      const usable = this.usable().sort((a, b) => a.diskBytes - b.diskBytes)
+      const usable = this.usable()
       if (usable.length === 0)
         throw new GatewayError('no_healthy_backend', 'no backend is reachable now; retry shortly', { 'retry-after': '5' })
-      return [usable[0] as Backend]
+      const holders = path === '/api/create' && from ? this.holders(from) : []
+      const holding = usable.filter((b) => holders.includes(b))
+      const pool = holding.length > 0 ? holding : usable
+      return [pool.reduce((roomiest, b) => (b.diskBytes < roomiest.diskBytes ? b : roomiest))]
     }
     if (path.startsWith('/api/blobs/')) {
       throw new GatewayError(

@@ -15,6 +15,11 @@ export interface Endpoint {
   readonly scope: Scope
   /** Body fields naming the model, first present wins (legacy `name`, UPSTREAM §1). */
   readonly modelFields?: readonly string[]
+  /**
+   * A body field naming a second model the call touches (a copy's destination, the model a new one is
+   * made from): the key must be allowed it too (SPEC §4.3).
+   */
+  readonly otherModelField?: string
   /** Whether an absent `stream` field means streaming (native: yes, OpenAI: no). */
   readonly streamByDefault: boolean
   readonly summary: string
@@ -119,6 +124,7 @@ export const ENDPOINTS: readonly Endpoint[] = [
     routing: 'manage',
     scope: 'models:write',
     modelFields: ['model', 'name'],
+    otherModelField: 'from',
     streamByDefault: true,
     summary: 'Create a model',
   }),
@@ -129,6 +135,7 @@ export const ENDPOINTS: readonly Endpoint[] = [
     routing: 'manage',
     scope: 'models:write',
     modelFields: ['source'],
+    otherModelField: 'destination',
     summary: 'Copy a model',
   }),
   native({

@@ -182,8 +182,13 @@ export function createProxy(deps: ProxyDeps) {
    * SPEC §4.6, §4.7: who may serve this request, in order. Synchronous when the answer is known (the
    * hot path); an unknown model re-polls once before the 404.
    */
-  const chooseBackends = (endpoint: Endpoint, model: string | undefined, request: Request): Backend[] | Promise<Backend[]> => {
-    if (endpoint.routing === 'manage') return backends.forManagement(endpoint.path, model, request.headers.get('x-backend'))
+  const chooseBackends = (
+    endpoint: Endpoint,
+    model: string | undefined,
+    request: Request,
+    other: string | undefined,
+  ): Backend[] | Promise<Backend[]> => {
+    if (endpoint.routing === 'manage') return backends.forManagement(endpoint.path, model, request.headers.get('x-backend'), other)
     if (endpoint.routing !== 'model' || model === undefined) return backends.any()
     return backends.forModel(model) ?? unknownModel(model)
   }
@@ -216,6 +221,7 @@ export function createProxy(deps: ProxyDeps) {
         throw new GatewayError('forbidden', `API key lacks the '${endpoint.scope}' scope needed for ${endpoint.path}`)
       let body: BodyInit | null = null
       let json: Record<string, unknown> | undefined
+      let other: string | undefined
       if (endpoint.body === 'json') {
         const parsed = await readJsonBody(request, config.maxBodyBytes)
         body = parsed.bytes
@@ -225,12 +231,15 @@ export function createProxy(deps: ProxyDeps) {
         x.stream = wantsStream(parsed.json, endpoint.streamByDefault)
         if (x.model === undefined && endpoint.modelFields)
           throw new GatewayError('bad_request', modelProblem(parsed.json, endpoint.modelFields))
-        // /api/copy names a second model, which the key must also be allowed to use.
-        const destination = endpoint.path === '/api/copy' ? parsed.json.destination : undefined
         if (x.model !== undefined && !modelAllowed(key, x.model))
           throw new GatewayError('forbidden', `model '${x.model}' not allowed for this key`)
-        if (typeof destination === 'string' && !modelAllowed(key, destination))
-          throw new GatewayError('forbidden', `model '${destination}' not allowed for this key`)
+        // /api/copy and /api/create name a second model, which the key must also be allowed to use: a
+        // copy or a model made from one would otherwise hand a key a model it may not touch.
+        if (endpoint.otherModelField) {
+          other = modelOf(parsed.json, [endpoint.otherModelField])
+          if (other !== undefined && !modelAllowed(key, other))
+            throw new GatewayError('forbidden', `model '${other}' not allowed for this key`)
+        }
       } else if (endpoint.path === '/v1/models/*') {
         x.model = modelFromPath(meta.path.slice('/v1/models/'.length))
         if (!modelAllowed(key, x.model)) throw new GatewayError('forbidden', `model '${x.model}' not allowed for this key`)
@@ -260,7 +269,7 @@ export function createProxy(deps: ProxyDeps) {
       const headers = upstreamRequestHeaders(request.headers, meta.requestId)
       if (endpoint.routing === 'aggregate') return await aggregated(x, endpoint, key, headers)
 
-      const chosen = chooseBackends(endpoint, x.model, request)
+      const chosen = chooseBackends(endpoint, x.model, request, other)
       const candidates = Array.isArray(chosen) ? chosen : await chosen
       const abort = new Cancel()
       // One deadline per request (SPEC §3.2 OLLAMA_READ_TIMEOUT_S), re-armed for the response headers of

@@ -227,7 +227,8 @@ export class FakeOllama {
       case '/api/push':
       case '/api/create': {
         const lines = progressLines(b)
-        if (p === '/api/pull' && model && !this.has(model)) this.models.push({ name: model.includes(':') ? model : `${model}:latest` })
+        // A pull or a create adds the model (Ollama pulls a create's missing `from` from the registry first).
+        if (p !== '/api/push' && model && !this.has(model)) this.models.push({ name: model.includes(':') ? model : `${model}:latest` })
         return json.stream === false ? this.json(r, b, { status: 'success' }) : this.stream(r, lines, b, 'application/x-ndjson')
       }
       case '/api/copy': {
