@@ -31,6 +31,9 @@ afterAll(async () => {
 
 const chat = (gw: GatewayProcess, model: string, path = '/api/chat', extra: Record<string, string> = {}) =>
   fetch(gw.url + path, { method: 'POST', headers: { ...gw.auth, ...extra }, body: JSON.stringify({ model, messages: [], stream: false }) })
+/** A model management call (POST, or DELETE for /api/delete) with a JSON body. */
+const manage = (gw: GatewayProcess, path: string, body: string) =>
+  fetch(gw.url + path, { method: path === '/api/delete' ? 'DELETE' : 'POST', headers: gw.auth, body })
 const count = (f: FakeOllama, path = '/api/chat') => f.received.filter((r) => r.path === path).length
 
 describe('routing by model (SPEC §4.7)', () => {
@@ -95,18 +98,14 @@ describe('discovery (SPEC §4.6)', () => {
     expect((await chat(slow, 'no-such-model')).status).toBe(404)
     // The refresh after the copy is still running when the chat comes.
     gpuC.behaviour.listDelayMs = 300
-    const copy = await fetch(`${slow.url}/api/copy`, {
-      method: 'POST',
-      headers: slow.auth,
-      body: '{"source":"phi4-mini","destination":"phi4-copy"}',
-    })
+    const copy = await manage(slow, '/api/copy', '{"source":"phi4-mini","destination":"phi4-copy"}')
     expect(copy.status).toBe(200)
     expect(copy.headers.get('x-backend')).toBe('gpuC')
     const copied = await chat(slow, 'phi4-copy')
     expect(copied.status).toBe(200)
     expect(copied.headers.get('x-backend')).toBe('gpuC')
     gpuC.behaviour.listDelayMs = undefined
-    const gone = await fetch(`${slow.url}/api/delete`, { method: 'DELETE', headers: slow.auth, body: '{"model":"PHI4-COPY"}' })
+    const gone = await manage(slow, '/api/delete', '{"model":"PHI4-COPY"}')
     expect(gone.status).toBe(200)
     expect(gpuC.has('phi4-copy')).toBe(false)
     const after = await chat(slow, 'phi4-copy')
@@ -133,11 +132,7 @@ describe('discovery (SPEC §4.6)', () => {
 
   test('create from a model goes to the backend that has it, not the roomiest; the new model is found at once', async () => {
     // qwen3:0.6b is only on gpuB, which has the least room; without `from`, create would go to gpuA.
-    const res = await fetch(`${slow.url}/api/create`, {
-      method: 'POST',
-      headers: slow.auth,
-      body: '{"model":"qwen3-tuned","from":"QWEN3:0.6b","system":"Be brief.","stream":false}',
-    })
+    const res = await manage(slow, '/api/create', '{"model":"qwen3-tuned","from":"QWEN3:0.6b","system":"Be brief.","stream":false}')
     expect(res.status).toBe(200)
     expect(res.headers.get('x-backend')).toBe('gpuB')
     expect(gpuB.last('/api/create').json).toEqual({ model: 'qwen3-tuned', from: 'QWEN3:0.6b', system: 'Be brief.', stream: false })
@@ -150,11 +145,7 @@ describe('discovery (SPEC §4.6)', () => {
     }
     const roomiest = backends.reduce((a, b) => (b.disk_bytes < a.disk_bytes ? b : a))
     expect(roomiest.name).not.toBe('gpuB')
-    const fresh = await fetch(`${slow.url}/api/create`, {
-      method: 'POST',
-      headers: slow.auth,
-      body: '{"model":"from-registry","from":"granite-base:1b","stream":false}',
-    })
+    const fresh = await manage(slow, '/api/create', '{"model":"from-registry","from":"granite-base:1b","stream":false}')
     expect(fresh.headers.get('x-backend')).toBe(roomiest.name)
     setModels()
   })
