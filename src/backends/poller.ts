@@ -55,6 +55,9 @@ export class DiscoveryPoller {
   async start(redisUp: Promise<unknown> = Promise.resolve()): Promise<void> {
     const polls = this.registry.all.map((b) => this.poll(b))
     await redisUp
+    // A probe that answered before Redis was up could not share what it found: it does now (later ones
+    // share their own).
+    for (const b of this.registry.all) if (b.health === 'up') this.saveSnapshot(b)
     const known = await this.loadSnapshots()
     let timer: ReturnType<typeof setTimeout> | undefined
     const brief = new Promise<void>((resolve) => {
@@ -62,8 +65,6 @@ export class DiscoveryPoller {
     })
     await Promise.all(this.registry.all.map((b, i) => (known.has(b) ? Promise.race([polls[i], brief]) : polls[i])))
     clearTimeout(timer)
-    // A probe that answered before Redis was up could not share what it found: it does now.
-    for (const b of this.registry.all) if (b.health === 'up') this.saveSnapshot(b)
     this.schedule()
   }
 

@@ -134,18 +134,18 @@ export function responsesDoc(endpoint: Endpoint): Record<string, ResponseDoc> {
   )
   if (endpoint.routing === 'model' || endpoint.routing === 'manage')
     responses['404'] = failure('No backend has the model', 'model_not_found', "model 'llama3.2' not found")
-  if (endpoint.body === 'json')
+  if (endpoint.body === 'json') {
     responses['413'] = failure(
       'The body is larger than MAX_BODY_MB',
       'payload_too_large',
       'request body exceeds the 100 MB limit (MAX_BODY_MB)',
     )
-  if (endpoint.body === 'json')
     responses['415'] = failure(
       'The body is compressed (`Content-Encoding`); JSON bodies are taken uncompressed, as Ollama takes them',
       'unsupported_media_type',
       "request bodies with Content-Encoding 'gzip' are not accepted; send the JSON uncompressed",
     )
+  }
   responses['429'] = failure(
     'Over a limit of the key (rpm, tpm, max_concurrency); `Retry-After` and `x-ratelimit-*` say when',
     'rate_limited',

@@ -368,13 +368,12 @@ export function createProxy(deps: ProxyDeps) {
       // fetch's answer, or the runtime's client's with its body still to come.
       const fetched = upstream instanceof Response ? upstream : undefined
       const streamed = upstream instanceof Response ? undefined : upstream
-      const headerOf = (name: string) => upstreamHeader(upstream, name)
       if (!(streamed ? streamed.hasBody : fetched?.body)) return answerWhole(new Uint8Array(0))
       // A non-streaming answer of known, small size arrives whole right behind its headers (Ollama
       // sends stream:false answers only when complete, UPSTREAM §6): read it at once instead of
       // relaying chunk by chunk. Streams (NDJSON, SSE) and large or unsized bodies always relay.
-      const length = Number(headerOf('content-length') ?? Number.NaN)
-      if (!stripUsage && length <= WHOLE_BODY_MAX && !isStreamingType(headerOf('content-type'))) {
+      const length = Number(upstreamHeader(upstream, 'content-length') ?? Number.NaN)
+      if (!stripUsage && length <= WHOLE_BODY_MAX && !isStreamingType(upstreamHeader(upstream, 'content-type'))) {
         let bytes: Uint8Array<ArrayBuffer>
         try {
           bytes = new Uint8Array(await (fetched ?? new Response(streamed?.body)).arrayBuffer())
@@ -388,7 +387,7 @@ export function createProxy(deps: ProxyDeps) {
       const relay = new Relay({
         abort,
         deadline,
-        contentType: headerOf('content-type'),
+        contentType: upstreamHeader(upstream, 'content-type'),
         dialect: x.dialect,
         ...(x.meter ? { tap: stripUsage ? chainTaps(x.meter, new UsageChunkStripper()) : x.meter } : {}),
         onDone: done,
