@@ -128,6 +128,10 @@ async function serve(config: Config, runtime: Runtime, log: Logger, overrides: S
     version: VERSION,
     runtime: runtime.name,
     mode: config.databaseUrl ? 'cluster' : 'embedded',
+    // SPEC §3.1: what holds the keys and audit log, and what holds the limits and caches, said apart
+    // (half a cluster is allowed, with a warning).
+    store: config.databaseUrl ? 'postgres' : 'sqlite',
+    shared_state: config.redisUrl ? 'redis' : 'memory',
     backends: services.backends.all.map((b) => ({ name: b.name, health: b.health })),
   })
 

@@ -231,6 +231,10 @@ export function createServices(config: Config, log: Logger, runtime: Runtime, ov
     async start() {
       for (const notice of config.notices ?? []) log.warn(notice)
       if (config.databaseUrl && !redis) log.warn('DATABASE_URL without REDIS_URL: rate limits and key caches are per replica')
+      if (redis && !config.databaseUrl)
+        log.warn(
+          `REDIS_URL without DATABASE_URL: keys and the audit log stay in this replica's SQLite file in DATA_DIR; set DATABASE_URL to share them`,
+        )
       const redisUp = redis ? connectRedis(redis, 3000) : Promise.resolve(true)
       await Promise.all([openStoreWithRetry(), redisUp, discovery.start(redisUp)])
       if (redis && redis.status !== 'ready') log.warn('redis unreachable; retrying in the background', { url: 'REDIS_URL' })

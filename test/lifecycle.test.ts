@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { connect } from 'node:net'
 import { FakeOllama } from './helpers/fake-ollama.ts'
 import { startGateway } from './helpers/gateway.ts'
+import { freshDatabase, freshRedis } from './helpers/infra.ts'
 
 const fake = new FakeOllama()
 beforeAll(() => {
@@ -144,6 +145,35 @@ describe('listening', () => {
       expect(second.logs.find((l) => l.msg === 'cannot listen')).toBeTruthy()
     } finally {
       await first.stop()
+    }
+  })
+})
+
+describe('startup line (SPEC §3.1)', () => {
+  test('it names the store and the shared state, and half a cluster is warned about either way', async () => {
+    const db = await freshDatabase()
+    const redisUrl = await freshRedis(14)
+    const cases = [
+      [{}, { mode: 'embedded', store: 'sqlite', shared_state: 'memory' }, null],
+      [{ DATABASE_URL: db.url, REDIS_URL: redisUrl }, { mode: 'cluster', store: 'postgres', shared_state: 'redis' }, null],
+      [{ DATABASE_URL: db.url }, { mode: 'cluster', store: 'postgres', shared_state: 'memory' }, 'DATABASE_URL without REDIS_URL'],
+      [{ REDIS_URL: redisUrl }, { mode: 'embedded', store: 'sqlite', shared_state: 'redis' }, 'REDIS_URL without DATABASE_URL'],
+    ] as const
+    try {
+      for (const [env, line, warning] of cases) {
+        const gw = await startGateway({ env: { OLLAMA_BASE_URL: fake.url, ...env } })
+        try {
+          expect(gw.logs.find((l) => l.msg === 'listening')).toMatchObject(line)
+          const warned = gw.logs.filter((l) => l.level === 'warn' && /_URL without /.test(String(l.msg)))
+          expect(warned.map((l) => String(l.msg).split(':')[0])).toEqual(warning ? [warning] : [])
+          // The gateway serves in every one of them.
+          expect((await fetch(`${gw.url}/api/tags`, { headers: gw.auth })).status).toBe(200)
+        } finally {
+          await gw.stop()
+        }
+      }
+    } finally {
+      await db.drop()
     }
   })
 })
