@@ -1,6 +1,7 @@
 // SPEC §4.8 and §5 through the front door: a real gateway process in front of a real fake Ollama.
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:test'
 import { createHash } from 'node:crypto'
+import { connect } from 'node:net'
 import { FakeOllama } from './helpers/fake-ollama.ts'
 import { type GatewayProcess, startGateway } from './helpers/gateway.ts'
 
@@ -202,6 +203,44 @@ describe('forwarding (SPEC §4.8)', () => {
     expect(seen).toBe(5)
     expect(text).toBe(fake.sentText(record))
   })
+
+  test("a client that stops reading holds the upstream back, not the gateway's memory; then gets every line", async () => {
+    const lines = 300_000 // about 30 MB of NDJSON: more than the sockets' buffers on the way hold
+    fake.behaviour.chunks = lines
+    const body = JSON.stringify({ model: 'llama3.2', prompt: 'x' })
+    const socket = connect(gw.port, '127.0.0.1')
+    socket.pause()
+    socket.write(
+      `POST /api/generate HTTP/1.1\r\nHost: gw\r\nAuthorization: ${gw.auth.authorization}\r\n` +
+        `Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+    )
+    await waitFor(() => fake.received.some((r) => r.path === '/api/generate'))
+    const record = fake.last('/api/generate')
+    await Bun.sleep(400)
+    const sentWhilePaused = record.sent.length
+    expect(sentWhilePaused).toBeLessThan(lines / 2)
+    let received = ''
+    const done = new Promise<void>((resolve) =>
+      socket.on('data', (d) => {
+        received += d.toString('latin1')
+        if (received.endsWith('0\r\n\r\n')) resolve()
+      }),
+    )
+    socket.resume()
+    await done
+    socket.destroy()
+    // The body, out of its chunked framing, is what the fake sent.
+    let at = received.indexOf('\r\n\r\n') + 4
+    let bodyText = ''
+    for (let size = Number.parseInt(received.slice(at), 16); size > 0; size = Number.parseInt(received.slice(at), 16)) {
+      at = received.indexOf('\r\n', at) + 2
+      bodyText += received.slice(at, at + size)
+      at += size + 2
+    }
+    expect(bodyText.split('\n').filter(Boolean).length).toBe(lines + 1)
+    expect(bodyText).toBe(fake.sentText(record))
+    expect(record.completed).toBe(true)
+  }, 20_000)
 
   test('a gzip-compressed upstream answer arrives readable, with consistent headers', async () => {
     fake.behaviour.gzip = true

@@ -628,9 +628,20 @@ class WholeReceiver implements Receiver {
  * each chunk then goes through the relay straight into the stream the server reads. Bytes that arrive
  * before that (often in the same read as the head) wait here. A relay hears of the end only once the
  * reader has taken every chunk before it, so it reports an answer complete when its reader has it all.
+ *
+ * A relayed body is Bun's direct stream, which the server hands its own sink: each chunk is written
+ * and flushed to the client's socket as it arrives, with no queue between. The server answers from
+ * the upstream socket's callback, outside the client socket's; with a queued stream it then sent the
+ * head in one packet and the first chunk in another, a read later, about 0.3 ms after (SPEC §7's first
+ * byte); the direct stream's first write goes out with the head. Back-pressure there: a write the
+ * client's socket cannot take yet pauses the upstream socket until it drains.
  */
 class StreamReceiver implements Receiver {
   private controller?: ReadableStreamDefaultController<Uint8Array>
+  /** The server's sink, once it has started the relayed body. */
+  private sink?: ReadableStreamDirectController
+  /** A write to the sink waits for the client's socket to drain. */
+  private draining = false
   private relay?: BodyRelay
   /** Body bytes that arrived before the consumer took the body; undefined once it has. */
   private early: Uint8Array[] | undefined = []
@@ -676,7 +687,7 @@ class StreamReceiver implements Receiver {
       },
       relay(relay) {
         if (taken) throw new Error('the body was taken already')
-        taken = receiver.open(relay)
+        taken = receiver.openDirect(relay)
         return taken
       },
     })
@@ -690,6 +701,10 @@ class StreamReceiver implements Receiver {
       early.push(bytes)
       this.earlyBytes += bytes.byteLength
       if (this.earlyBytes >= HIGH_WATER) this.flow.pause()
+      return undefined
+    }
+    if (this.sink) {
+      this.write((this.relay as BodyRelay).chunk(bytes))
       return undefined
     }
     const controller = this.controller as ReadableStreamDefaultController<Uint8Array>
@@ -736,12 +751,68 @@ class StreamReceiver implements Receiver {
     )
   }
 
+  /** The relayed body as the server's direct stream, with what arrived before the server started it. */
+  private openDirect(relay: BodyRelay): ReadableStream<Uint8Array> {
+    this.relay = relay
+    const source: Bun.DirectUnderlyingSource<Uint8Array> = {
+      type: 'direct',
+      // The server calls it once and keeps the sink until close(); returning leaves the body open.
+      pull: (sink) => {
+        this.sink = sink
+        const early = this.early ?? []
+        this.early = undefined
+        for (const bytes of early) this.body(bytes)
+        if (this.outcome === undefined && !this.draining) this.flow.resume()
+        this.settle()
+      },
+      cancel: () => this.cancelled(),
+    }
+    // The DOM library's ReadableStream overloads shadow bun-types' direct one.
+    return new ReadableStream<Uint8Array>(source as unknown as UnderlyingDefaultSource<Uint8Array>)
+  }
+
+  private cancelled(): void {
+    this.ended = true
+    if (this.outcome === undefined) this.flow.cancel()
+    this.relay?.cancel()
+  }
+
+  /** One chunk to the client's socket now; if the socket cannot take it yet, upstream reading pauses. */
+  private write(out: Uint8Array): void {
+    if (out.byteLength === 0 || this.ended) return
+    const sink = this.sink as ReadableStreamDirectController
+    const written = sink.write(out)
+    if (written === 0) return this.cancelled() // the client has gone
+    const flushed = written instanceof Promise ? written : sink.flush()
+    if (!(flushed instanceof Promise)) return
+    this.draining = true
+    this.flow.pause()
+    flushed.then(
+      () => {
+        this.draining = false
+        if (this.outcome === undefined) this.flow.resume()
+        else this.settle()
+      },
+      () => this.cancelled(),
+    )
+  }
+
   /**
    * Passes the answer's end on to the stream: at once without a relay; with one, once the reader has
-   * taken what is queued (the stream's next pull, then).
+   * taken what is queued (the stream's next pull, then), or the client's socket what was written.
    */
   private settle(): void {
     const outcome = this.outcome
+    const sink = this.sink
+    if (sink) {
+      if (outcome === undefined || this.ended || this.draining) return
+      this.ended = true
+      const relay = this.relay as BodyRelay
+      const last = outcome === true ? relay.end() : relay.fail(outcome)
+      if (last === undefined && outcome !== true) return sink.close(outcome)
+      if (last && last.byteLength > 0) sink.write(last)
+      return sink.close()
+    }
     const controller = this.controller
     if (outcome === undefined || this.ended || !controller) return
     const relay = this.relay
