@@ -50,6 +50,8 @@ interface Row {
   stream?: { errors: number; ttfb_ms: Percentiles; chunk_delay_ms: Percentiles }
   /** Each streaming round's per-chunk p99; `stream` pools the rounds' samples. */
   streamP99s?: number[]
+  /** The first-byte median of the long chats alone, as runs before the short ones were measured. */
+  ttfbLongP50?: number
   rssBefore?: number
   rssAfter?: number
   /** CPU per request at saturation, µs, the median over the rounds: the proxy's processes, and Postgres + Redis. */
@@ -461,7 +463,7 @@ for (const row of rows) {
 interface StreamRun {
   errors: number
   chunk_delay_ms: Percentiles
-  samples: { ttfb: number[]; delays: number[] }
+  samples: { ttfb: number[]; ttfbLong: number[]; delays: number[] }
 }
 const streamRuns = await inTurn('streaming', (row): StreamRun => load('stream', `${row.target.url}/api/chat`, row.target.key, STREAMS))
 for (const row of rows) {
@@ -472,6 +474,7 @@ for (const row of rows) {
     chunk_delay_ms: percentiles(runs.flatMap((r) => r.samples.delays)),
   }
   row.streamP99s = runs.map((r) => r.chunk_delay_ms.p99)
+  row.ttfbLongP50 = percentiles(runs.flatMap((r) => r.samples.ttfbLong)).p50
   row.rssAfter = rssKb(row.target.pid)
 }
 
@@ -595,7 +598,7 @@ lines.push(
   `Versions: bun ${Bun.version} · ${version(['nginx', '-v']) || spawnSync(['nginx', '-v']).stderr.toString().trim()} · ${version(['wrk', '-v']) || 'wrk'}`,
 )
 lines.push(
-  `Method: \`npm run bench${quick ? ' --quick' : ''}\`. One small non-streamed \`/api/chat\` against the fake upstream. Saturated: wrk, 1 thread, 32 connections, ${SATURATE_S} s, ${ROUNDS} rounds taken in turn over all targets (every other round in reverse order), each round after ${WARM_S} s of the same load that is not measured, median reported (every round in the last column). CPU per request: the CPU time (user + system, all threads) of the proxy's processes (nginx's workers included; for the direct row, the fake upstream itself) and of the local Postgres and Redis servers over a saturated round, divided by its requests, the median over the rounds; the fake upstream and wrk take their share of the same two cores beside it. Fixed rate: open-loop client at ${RATE} req/s for ${RATE_S} s, latency from the scheduled send time, ${ROUNDS} rounds in turn (likewise, each after the same ${WARM_S} s warm-up), the round with the median p99 reported (every round's p99 in the last column). Streaming: ${STREAMS} sequential chats of 200 chunks (one per 5 ms) per round, each round after a warm-up that is not measured (8 such chats at once, then 500 short streamed chats one after another, as wrk warms the non-streamed path), ${ROUNDS} rounds in turn (likewise), the samples of all rounds pooled (every round's per-chunk p99 in the line under the table); chunk delay = arrival at the client − upstream send stamp. RSS of the proxy process before/after the run (KiB). While one target is measured, the other Bun proxies and gateways are paused (SIGSTOP), so their idle timers do not run on its cores.`,
+  `Method: \`npm run bench${quick ? ' --quick' : ''}\`. One small non-streamed \`/api/chat\` against the fake upstream. Saturated: wrk, 1 thread, 32 connections, ${SATURATE_S} s, ${ROUNDS} rounds taken in turn over all targets (every other round in reverse order), each round after ${WARM_S} s of the same load that is not measured, median reported (every round in the last column). CPU per request: the CPU time (user + system, all threads) of the proxy's processes (nginx's workers included; for the direct row, the fake upstream itself) and of the local Postgres and Redis servers over a saturated round, divided by its requests, the median over the rounds; the fake upstream and wrk take their share of the same two cores beside it. Fixed rate: open-loop client at ${RATE} req/s for ${RATE_S} s, latency from the scheduled send time, ${ROUNDS} rounds in turn (likewise, each after the same ${WARM_S} s warm-up), the round with the median p99 reported (every round's p99 in the last column). Streaming: ${STREAMS} sequential chats of 200 chunks (one per 5 ms) per round, each round after a warm-up that is not measured (8 such chats at once, then 500 short streamed chats one after another, as wrk warms the non-streamed path), ${ROUNDS} rounds in turn (likewise), the samples of all rounds pooled; TTFB = time to the first body chunk, over the long chats and 50 short streamed chats measured after each round's warm-up (every round's per-chunk p99 in the line under the table); chunk delay = arrival at the client − upstream send stamp. RSS of the proxy process before/after the run (KiB). While one target is measured, the other Bun proxies and gateways are paused (SIGSTOP), so their idle timers do not run on its cores.`,
   '',
 )
 lines.push(
@@ -635,6 +638,8 @@ if (bare && nginxRow) {
 }
 lines.push(
   `Per-chunk p99 by streaming round, ms: ${rows.map((r) => `${r.target.name} ${r.streamP99s?.map((v) => f(v)).join(' / ') ?? 'n/a'}`).join('; ')}.`,
+  '',
+  `TTFB p50, ms, of the long chats alone (as runs before this one took it): ${rows.map((r) => `${r.target.name} ${f(r.ttfbLongP50)}`).join('; ')}.`,
   '',
 )
 const noauth = rows.find((r) => r.target.name === 'noauth')
