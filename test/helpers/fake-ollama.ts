@@ -587,5 +587,9 @@ if (import.meta.main) {
   // bench/: a 200-chunk streamed chat, one chunk every 5 ms, each stamped with its send time.
   fake.models.push({ name: 'bench-stream:latest' })
   fake.perModel.set('bench-stream', { chunks: 200, chunkDelayMs: 5, stamp: true })
+  // bench/: a streamed chat whose first line leaves at once and the rest 2 ms later, as a model's first
+  // token precedes the others: a gateway relays it as a stream, not as an answer it already holds whole.
+  fake.models.push({ name: 'bench-ttfb:latest' })
+  fake.perModel.set('bench-ttfb', { chunks: 2, chunkDelayMs: 2 })
   process.stdout.write(`fake ollama listening on ${fake.url}\n`)
 }
