@@ -782,7 +782,10 @@ class StreamReceiver implements Receiver {
     if (out.byteLength === 0 || this.ended) return
     const sink = this.sink as ReadableStreamDirectController
     const written = sink.write(out)
-    if (written === 0) return this.cancelled() // the client has gone
+    if (written === 0) {
+      this.cancelled() // the client has gone
+      return
+    }
     const flushed = written instanceof Promise ? written : sink.flush()
     if (!(flushed instanceof Promise)) return
     this.draining = true
@@ -809,9 +812,12 @@ class StreamReceiver implements Receiver {
       this.ended = true
       const relay = this.relay as BodyRelay
       const last = outcome === true ? relay.end() : relay.fail(outcome)
-      if (last === undefined && outcome !== true) return sink.close(outcome)
-      if (last && last.byteLength > 0) sink.write(last)
-      return sink.close()
+      if (last === undefined && outcome !== true) sink.close(outcome)
+      else {
+        if (last && last.byteLength > 0) sink.write(last)
+        sink.close()
+      }
+      return
     }
     const controller = this.controller
     if (outcome === undefined || this.ended || !controller) return
