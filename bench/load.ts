@@ -70,9 +70,9 @@ const TTFB_STREAM = JSON.stringify({ model: 'bench-ttfb', messages: [{ role: 'us
 const SHORT_STREAM = JSON.stringify({ model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }], stream: true })
 
 /** One short streamed chat, read to its end; its time to first byte goes into `ttfb` when given. False when it failed. */
-async function shortStream(target: string, ttfb?: number[]): Promise<boolean> {
+async function shortStream(target: string, body: string, ttfb?: number[]): Promise<boolean> {
   const started = performance.now()
-  const res = await fetch(target, { method: 'POST', headers, body: ttfb ? TTFB_STREAM : SHORT_STREAM })
+  const res = await fetch(target, { method: 'POST', headers, body })
   if (!ttfb || !res.body) {
     await res.arrayBuffer()
     return res.status === 200
@@ -121,8 +121,8 @@ async function stream(target: string, count: number) {
   const delays: number[] = []
   const warm = await Promise.all(Array.from({ length: STREAM_WARMUP }, () => streamOnce(target, [], [])))
   let errors = warm.filter((ok) => !ok).length
-  for (let i = 0; i < STREAM_WARMUP_SHORT; i++) if (!(await shortStream(target))) errors++
-  for (let i = 0; i < TTFB_SHORT; i++) if (!(await shortStream(target, ttfb))) errors++
+  for (let i = 0; i < STREAM_WARMUP_SHORT; i++) if (!(await shortStream(target, SHORT_STREAM))) errors++
+  for (let i = 0; i < TTFB_SHORT; i++) if (!(await shortStream(target, TTFB_STREAM, ttfb))) errors++
   for (let i = 0; i < count; i++) if (!(await streamOnce(target, ttfbLong, delays))) errors++
   ttfb.push(...ttfbLong)
   // The samples themselves too: the runner pools those of several rounds.

@@ -164,7 +164,7 @@ export function relayStream(body: ReadableStream<Uint8Array>, relay: BodyRelay):
  * the relay's error line, or errored when it has none or there is no relay.
  */
 export function endRelayed(
-  controller: ReadableStreamDefaultController<Uint8Array>,
+  controller: Pick<ReadableStreamDefaultController<Uint8Array>, 'enqueue' | 'close' | 'error'>,
   relay: BodyRelay | undefined,
   failed: boolean,
   err?: unknown,

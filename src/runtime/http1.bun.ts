@@ -741,11 +741,7 @@ class StreamReceiver implements Receiver {
           if (this.outcome === undefined) this.flow.resume()
           else this.settle()
         },
-        cancel: () => {
-          this.ended = true
-          if (this.outcome === undefined) this.flow.cancel()
-          this.relay?.cancel()
-        },
+        cancel: () => this.cancelled(),
       },
       { highWaterMark: HIGH_WATER, size: (chunk) => chunk?.byteLength ?? 0 },
     )
@@ -806,21 +802,17 @@ class StreamReceiver implements Receiver {
    */
   private settle(): void {
     const outcome = this.outcome
+    if (outcome === undefined || this.ended) return
     const sink = this.sink
     if (sink) {
-      if (outcome === undefined || this.ended || this.draining) return
+      if (this.draining) return
       this.ended = true
-      const relay = this.relay as BodyRelay
-      const last = outcome === true ? relay.end() : relay.fail(outcome)
-      if (last === undefined && outcome !== true) sink.close(outcome)
-      else {
-        if (last && last.byteLength > 0) sink.write(last)
-        sink.close()
-      }
+      const ends = { enqueue: (bytes: Uint8Array) => sink.write(bytes), close: () => sink.close(), error: (err: Error) => sink.close(err) }
+      endRelayed(ends, this.relay, outcome !== true, outcome)
       return
     }
     const controller = this.controller
-    if (outcome === undefined || this.ended || !controller) return
+    if (!controller) return
     const relay = this.relay
     if (relay && (controller.desiredSize ?? HIGH_WATER) < HIGH_WATER) return
     this.ended = true
