@@ -30,7 +30,7 @@ export const EnvSchema = T.Object({
   }),
   OLLAMA_AUTH_SCHEME: text('prefix used when the header is Authorization', 'Bearer'),
   OLLAMA_CONNECT_TIMEOUT_S: num(5, 0.1, 300, 'connect timeout to a backend'),
-  OLLAMA_READ_TIMEOUT_S: num(600, 1, 86400, 'longest wait for headers and between two chunks'),
+  OLLAMA_READ_TIMEOUT_S: num(600, 1, 86400, 'longest wait for headers and between two chunks, and for a client to read on'),
   OLLAMA_MAX_CONNECTIONS: int(64, 1, 100000, 'concurrent upstream requests per backend'),
   DATABASE_URL: T.Optional(
     T.String({

@@ -242,6 +242,43 @@ describe('forwarding (SPEC §4.8)', () => {
     expect(record.completed).toBe(true)
   }, 20_000)
 
+  test('a client that stops reading for longer than the read timeout is let go: upstream aborted, the request reported', async () => {
+    // SPEC §6: timeouts bound what one client can hold. The paused upstream is not silent (the gateway
+    // stopped reading it), so the stall is the client's, and it ends as the client's departure.
+    fake.behaviour.chunks = 300_000
+    const body = JSON.stringify({ model: 'llama3.2', prompt: 'x' })
+    const socket = connect(gw.port, '127.0.0.1')
+    socket.pause()
+    socket.on('error', () => {})
+    socket.write(
+      `POST /api/generate HTTP/1.1\r\nHost: gw\r\nAuthorization: ${gw.auth.authorization}\r\n` +
+        `Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+    )
+    await waitFor(() => fake.received.some((r) => r.path === '/api/generate'))
+    const record = fake.last('/api/generate')
+    const requestId = record.headers['x-request-id']
+    // OLLAMA_READ_TIMEOUT_S is 1 here: let go after about a second, checked at once.
+    const line = await gw.waitForLog((l) => l.msg === 'request' && l.request_id === requestId, 5000)
+    expect(line).toMatchObject({ outcome: 'aborted', error: 'client stopped reading for 1s', status: 200 })
+    await waitFor(() => record.aborted, 2000)
+    expect(record.completed).toBe(false)
+    // What the client reads afterwards never ends as a complete answer: no terminating chunk follows.
+    let received = ''
+    socket.on('data', (d) => {
+      received += d.toString('latin1')
+    })
+    socket.resume()
+    await Bun.sleep(500)
+    socket.destroy()
+    expect(received.length).toBeGreaterThan(0)
+    expect(received.endsWith('0\r\n\r\n')).toBe(false)
+    // Nothing is held: the backend serves the next request.
+    fake.behaviour.chunks = 3
+    const next = await post('/api/generate', { model: 'llama3.2', prompt: 'x' })
+    expect(next.status).toBe(200)
+    expect(await next.text()).toBe(fake.sentText(fake.last('/api/generate')))
+  }, 20_000)
+
   test('a gzip-compressed upstream answer arrives readable, with consistent headers', async () => {
     fake.behaviour.gzip = true
     const res = await post('/api/chat', { model: 'llama3.2', messages: [], stream: false })

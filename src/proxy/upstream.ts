@@ -33,8 +33,8 @@ export class UpstreamTimeout extends Error {
   }
 }
 export class ClientGone extends Error {
-  constructor() {
-    super('client closed the connection')
+  constructor(message = 'client closed the connection') {
+    super(message)
     this.name = 'ClientGone'
   }
 }

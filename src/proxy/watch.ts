@@ -12,6 +12,8 @@ import { ClientGone, UpstreamTimeout } from './upstream.ts'
 export interface Deadline {
   /** Re-armed: the full timeout from now (before each attempt, for the body, on each streamed chunk). */
   refresh(): void
+  /** Not checked until refreshed again: the gateway itself holds the upstream back (a client not reading). */
+  hold(): void
   /** The request is over: nothing more is checked for it. */
   clear(): void
 }
@@ -131,6 +133,10 @@ class Watched implements Deadline {
 
   refresh(): void {
     this.watch.rearm(this)
+  }
+
+  hold(): void {
+    this.at = Number.POSITIVE_INFINITY
   }
 
   clear(): void {

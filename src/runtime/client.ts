@@ -130,6 +130,11 @@ export interface BodyRelay {
   fail(err: unknown): Uint8Array | undefined
   /** The stream's reader cancelled it. */
   cancel(): void
+  /**
+   * The client's socket cannot take more (true) or has taken it (false). A stall longer than the
+   * relay allows ends the exchange as the client's departure, and `giveUp` drops its connection.
+   */
+  stall(on: boolean, giveUp: () => void): void
 }
 
 /**

@@ -634,7 +634,8 @@ class WholeReceiver implements Receiver {
  * gateway's CPU per streamed line). The server answers from the upstream socket's callback, outside
  * the client socket's; with a queued stream it then sent the head and the first chunk in two sends,
  * where the direct stream's first write goes out with the head. Back-pressure there: a write the
- * client's socket cannot take yet pauses the upstream socket until it drains.
+ * client's socket cannot take yet pauses the upstream socket until it drains, and the relay bounds how
+ * long that may last (BodyRelay.stall).
  */
 class StreamReceiver implements Receiver {
   private controller?: ReadableStreamDefaultController<Uint8Array>
@@ -768,9 +769,18 @@ class StreamReceiver implements Receiver {
   }
 
   private cancelled(): void {
+    this.giveUp()
+    this.relay?.cancel()
+  }
+
+  /**
+   * Nothing more goes to the client and upstream is dropped. A stalled client's connection is left to
+   * the server's idle timeout, which applies again once the request is over: closing the sink with an
+   * error would drop it at once, but Bun prints every such error to stderr, outside the log.
+   */
+  private readonly giveUp = (): void => {
     this.ended = true
     if (this.outcome === undefined) this.flow.cancel()
-    this.relay?.cancel()
   }
 
   /** One chunk to the client's socket now; if the socket cannot take it yet, upstream reading pauses. */
@@ -786,9 +796,12 @@ class StreamReceiver implements Receiver {
     if (!(flushed instanceof Promise)) return
     this.draining = true
     this.flow.pause()
+    const relay = this.relay as BodyRelay
+    relay.stall(true, this.giveUp)
     flushed.then(
       () => {
         this.draining = false
+        relay.stall(false, this.giveUp)
         if (this.outcome === undefined) this.flow.resume()
         else this.settle()
       },

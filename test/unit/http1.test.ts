@@ -415,6 +415,7 @@ describe('HTTP/1.1 client relaying a streamed answer through one stream (SPEC §
         return failWith === undefined ? undefined : new TextEncoder().encode(failWith)
       },
       cancel: () => void seen.push('cancel'),
+      stall: () => {},
     }
     return { seen, relay }
   }
@@ -476,6 +477,7 @@ describe('HTTP/1.1 client relaying a streamed answer through one stream (SPEC §
       end: () => undefined,
       fail: () => undefined,
       cancel: () => {},
+      stall: () => {},
     }
     const body = (await client.stream(request())).relay(counting) as ReadableStream<Uint8Array>
     await Bun.sleep(300)

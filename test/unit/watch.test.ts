@@ -1,6 +1,7 @@
 // SPEC §3.2 (OLLAMA_READ_TIMEOUT_S) and §4.8 (a departed client aborts its upstream request): the
 // requests in flight, watched together on one timer (src/proxy/watch.ts).
 import { describe, expect, test } from 'bun:test'
+import { Relay, type RelayResult } from '../../src/proxy/relay.ts'
 import { ClientGone, UpstreamTimeout } from '../../src/proxy/upstream.ts'
 import { RequestWatch } from '../../src/proxy/watch.ts'
 import { Cancel } from '../../src/runtime/client.ts'
@@ -104,5 +105,55 @@ describe('the request watch', () => {
     watch.watch(request(), abort)
     await Bun.sleep(200)
     expect(abort.reason).toBeInstanceOf(UpstreamTimeout)
+  })
+})
+
+describe("a relayed stream's stalls (SPEC §6: timeouts bound what one client can hold)", () => {
+  const relayOn = (watch: RequestWatch, abort: Cancel, results: RelayResult[], stallTimeoutMs = 200) =>
+    new Relay({
+      abort,
+      deadline: watch.watch(request(), abort),
+      stallTimeoutMs,
+      contentType: 'application/x-ndjson',
+      dialect: 'ollama',
+      onDone: (result) => results.push(result),
+    })
+
+  test('while the client does not read, the deadline waits; when it reads again, the full timeout starts anew', async () => {
+    const watch = new RequestWatch(200, () => undefined)
+    const abort = new Cancel()
+    const results: RelayResult[] = []
+    const relay = relayOn(watch, abort, results)
+    let gaveUp = 0
+    relay.stall(true, () => gaveUp++)
+    await Bun.sleep(150)
+    relay.stall(false, () => gaveUp++)
+    await Bun.sleep(150) // 300 ms since the last chunk, 150 since the client read
+    expect(abort.aborted).toBe(false)
+    expect(gaveUp).toBe(0)
+    await Bun.sleep(150)
+    expect(abort.reason).toBeInstanceOf(UpstreamTimeout)
+  })
+
+  test('a stall longer than the timeout lets the client go: upstream aborted, reported once as its departure', async () => {
+    const watch = new RequestWatch(200, () => undefined)
+    const abort = new Cancel()
+    const results: RelayResult[] = []
+    // Here the client may stall twice as long as upstream may be silent: the stall alone decides.
+    const relay = relayOn(watch, abort, results, 400)
+    relay.chunk(new TextEncoder().encode('{"a":1}\n'))
+    let gaveUp = 0
+    relay.stall(true, () => gaveUp++)
+    relay.stall(true, () => gaveUp++) // a second write that waits changes nothing
+    await Bun.sleep(300)
+    expect(abort.aborted).toBe(false)
+    await Bun.sleep(200)
+    expect(gaveUp).toBe(1)
+    expect(abort.reason).toBeInstanceOf(ClientGone)
+    expect(results).toEqual([{ outcome: 'aborted', bytesOut: 8, error: 'client stopped reading for 0.4s' }])
+    expect(watch.size).toBe(0)
+    relay.stall(false, () => gaveUp++)
+    expect(relay.end()).toBeUndefined()
+    expect(results).toHaveLength(1)
   })
 })
