@@ -1,9 +1,8 @@
 // SPEC §4.8: the upstream body streams to the client chunk by chunk. The relay adds only what a
 // gateway must: a deadline between chunks, an error line when the stream breaks after the headers
-// (SPEC §5), upstream cancellation when the client leaves or stops reading (SPEC §6: timeouts bound what
-// one client can hold), and one completion report. The runtime's
-// own client applies it as each chunk arrives, into the one stream the server reads; fetch's body is
-// pulled through it (relayStream).
+// (SPEC §5), upstream cancellation when the client leaves or stops reading (SPEC §6: timeouts bound
+// what one client can hold), and one completion report. The runtime's own client applies it as each
+// chunk arrives, into the one stream the server reads; fetch's body is pulled through it (relayStream).
 import { type Dialect, midStreamError } from '../errors.ts'
 import type { BodyRelay, Cancel } from '../runtime/client.ts'
 import { ClientGone, UpstreamTimeout } from './upstream.ts'
@@ -27,13 +26,11 @@ export interface StreamTap {
 
 export interface RelayOptions {
   readonly abort: Cancel
-  /** The request's deadline (it aborts with UpstreamTimeout), taken over: re-armed per chunk, cleared at the end. */
-  readonly deadline: Deadline
   /**
-   * How long a client may leave the stream unread before it is let go, its upstream request aborted
-   * (OLLAMA_READ_TIMEOUT_S: the longest wait between two chunks, the client's side of it).
+   * The request's deadline (it aborts with UpstreamTimeout), taken over: re-armed per chunk and while
+   * the client does not read, cleared at the end.
    */
-  readonly stallTimeoutMs: number
+  readonly deadline: Deadline
   readonly contentType: string | null
   /** The route's error dialect, for the error line (SPEC §5). */
   readonly dialect: Dialect
@@ -47,8 +44,8 @@ const encoder = new TextEncoder()
 export class Relay implements BodyRelay {
   private bytesOut = 0
   private finished = false
-  /** Set while the client's socket will not take more. */
-  private stallTimer: ReturnType<typeof setTimeout> | undefined
+  /** How the stream's owner drops a client that stopped reading (see stall). */
+  private giveUp: (() => void) | undefined
 
   constructor(private readonly opts: RelayOptions) {
     opts.deadline.refresh()
@@ -91,30 +88,25 @@ export class Relay implements BodyRelay {
   }
 
   /**
-   * Upstream is paused while the client does not read: it is not silent, so its deadline waits, and
-   * the client gets the same time to read on before it counts as gone.
+   * Upstream waits while the client does not read: it is not silent then, so the deadline measures
+   * the client instead, from the stall's start, and past it the client counts as gone.
    */
   stall(on: boolean, giveUp: () => void): void {
     if (this.finished) return
-    if (!on) {
-      clearTimeout(this.stallTimer)
-      this.stallTimer = undefined
-      this.opts.deadline.refresh()
-      return
-    }
-    if (this.stallTimer !== undefined) return
-    this.opts.deadline.hold()
-    this.stallTimer = setTimeout(() => {
-      this.stallTimer = undefined
-      giveUp()
-      this.cancel(new ClientGone(`client stopped reading for ${this.opts.stallTimeoutMs / 1000}s`))
-    }, this.opts.stallTimeoutMs)
+    if (on) {
+      this.giveUp = giveUp
+      this.opts.deadline.stall(this.stalledTooLong)
+    } else this.opts.deadline.refresh()
+  }
+
+  private readonly stalledTooLong = (seconds: number): void => {
+    this.giveUp?.()
+    this.cancel(new ClientGone(`client stopped reading for ${seconds}s`))
   }
 
   private done(outcome: Outcome, error?: string): void {
     if (this.finished) return
     this.finished = true
-    clearTimeout(this.stallTimer)
     this.opts.deadline.clear()
     const bytesOut = this.bytesOut
     this.opts.onDone(error === undefined ? { outcome, bytesOut } : { outcome, bytesOut, error })

@@ -387,7 +387,6 @@ export function createProxy(deps: ProxyDeps) {
       const relay = new Relay({
         abort,
         deadline,
-        stallTimeoutMs: config.readTimeoutMs,
         contentType: upstreamHeader(upstream, 'content-type'),
         dialect: x.dialect,
         ...(x.meter ? { tap: stripUsage ? chainTaps(x.meter, new UsageChunkStripper()) : x.meter } : {}),

@@ -1,10 +1,11 @@
 // The requests in flight are watched together, on one timer: each one's read deadline (SPEC §3.2
-// OLLAMA_READ_TIMEOUT_S), whether its client is still there (SPEC §4.8), and its connection's exemption
-// from the idle timeout (SPEC §6) while it lasts. A timer per request and a listener on every request's
-// `signal` cost each request a native timer and an AbortSignal, and on Bun they lengthened every
-// young-generation collection (bench/RESULTS.md). Most requests are answered long before either
-// matters: here a request costs one entry in a list, and its client's signal is asked for only if the
-// request is still in flight at the next check.
+// OLLAMA_READ_TIMEOUT_S; while a stream's client does not read, the client's), whether its client is
+// still there (SPEC §4.8), and its connection's exemption from the idle timeout (SPEC §6) while it
+// lasts. A timer per request and a listener on every request's `signal` cost each request a native
+// timer and an AbortSignal, and on Bun they lengthened every young-generation collection
+// (bench/RESULTS.md). Most requests are answered long before either matters: here a request costs one
+// entry in a list, and its client's signal is asked for only if the request is still in flight at the
+// next check.
 import type { Cancel } from '../runtime/client.ts'
 import { ClientGone, UpstreamTimeout } from './upstream.ts'
 
@@ -12,8 +13,11 @@ import { ClientGone, UpstreamTimeout } from './upstream.ts'
 export interface Deadline {
   /** Re-armed: the full timeout from now (before each attempt, for the body, on each streamed chunk). */
   refresh(): void
-  /** Not checked until refreshed again: the gateway itself holds the upstream back (a client not reading). */
-  hold(): void
+  /**
+   * The gateway holds upstream back for a client that does not read: the full timeout from now, unless
+   * already stalled, and past it `expired` runs instead of the upstream timeout. A refresh ends the stall.
+   */
+  stall(expired: (seconds: number) => void): void
   /** The request is over: nothing more is checked for it. */
   clear(): void
 }
@@ -98,7 +102,8 @@ export class RequestWatch {
       const entry = this.watched[i] as Watched
       if (now >= entry.at) {
         this.forget(entry)
-        entry.abort.abort(new UpstreamTimeout(this.timeoutMs / 1000))
+        if (entry.stalled) entry.stalled(this.timeoutMs / 1000)
+        else entry.abort.abort(new UpstreamTimeout(this.timeoutMs / 1000))
       } else if (!entry.listening) {
         // Still in flight at a check: from now on its client's departure aborts it at once. A signal
         // first asked for after the client left is aborted already (Bun). And its connection may now
@@ -121,6 +126,8 @@ class Watched implements Deadline {
   listening = false
   /** Exempted from the idle timeout (released when cleared). */
   held = false
+  /** Set while its client does not read (see Deadline.stall). */
+  stalled: ((seconds: number) => void) | undefined
 
   constructor(
     private readonly watch: RequestWatch,
@@ -132,11 +139,14 @@ class Watched implements Deadline {
   ) {}
 
   refresh(): void {
+    this.stalled = undefined
     this.watch.rearm(this)
   }
 
-  hold(): void {
-    this.at = Number.POSITIVE_INFINITY
+  stall(expired: (seconds: number) => void): void {
+    if (this.stalled) return
+    this.stalled = expired
+    this.watch.rearm(this)
   }
 
   clear(): void {

@@ -139,18 +139,30 @@ export interface BodyRelay {
 
 /**
  * `relay` applied to a stream someone else made (fetch's body, a decoder's output): a second stream
- * that pulls one chunk at a time, so nothing is queued between the two.
+ * that pulls one chunk at a time, so nothing is queued between the two. Between a chunk handed on and
+ * the server's next pull, the client has not taken it: a stall, for the relay to bound.
  */
 export function relayStream(body: ReadableStream<Uint8Array>, relay: BodyRelay): ReadableStream<Uint8Array> {
   const reader = body.getReader()
+  // A client let go gets nothing more, not even the stream's end, which would pass a cut answer off as
+  // whole: the stream is left open for the server's idle timeout to close, as the runtime's own
+  // client's is (http1.bun.ts). Erroring it would close it at once, but Bun prints a stream's error.
+  let gone = false
+  const giveUp = () => {
+    gone = true
+    reader.cancel().catch(() => {})
+  }
   return new ReadableStream<Uint8Array>(
     {
       async pull(controller) {
+        if (gone) return new Promise<void>(() => {})
+        relay.stall(false, giveUp)
         try {
           const { done, value } = await reader.read()
           if (done) return endRelayed(controller, relay, false)
           const out = relay.chunk(value)
           if (out.byteLength > 0) controller.enqueue(out)
+          relay.stall(true, giveUp)
         } catch (err) {
           endRelayed(controller, relay, true, err)
         }

@@ -1,10 +1,11 @@
 // SPEC §3.2 (OLLAMA_READ_TIMEOUT_S) and §4.8 (a departed client aborts its upstream request): the
 // requests in flight, watched together on one timer (src/proxy/watch.ts).
 import { describe, expect, test } from 'bun:test'
+import { connect } from 'node:net'
 import { Relay, type RelayResult } from '../../src/proxy/relay.ts'
 import { ClientGone, UpstreamTimeout } from '../../src/proxy/upstream.ts'
 import { RequestWatch } from '../../src/proxy/watch.ts'
-import { Cancel } from '../../src/runtime/client.ts'
+import { Cancel, relayStream } from '../../src/runtime/client.ts'
 
 const request = () => new Request('http://gateway.test/api/chat', { method: 'POST', body: '{}' })
 
@@ -109,51 +110,93 @@ describe('the request watch', () => {
 })
 
 describe("a relayed stream's stalls (SPEC §6: timeouts bound what one client can hold)", () => {
-  const relayOn = (watch: RequestWatch, abort: Cancel, results: RelayResult[], stallTimeoutMs = 200) =>
+  const relayOn = (watch: RequestWatch, abort: Cancel, results: RelayResult[]) =>
     new Relay({
       abort,
       deadline: watch.watch(request(), abort),
-      stallTimeoutMs,
       contentType: 'application/x-ndjson',
       dialect: 'ollama',
       onDone: (result) => results.push(result),
     })
 
-  test('while the client does not read, the deadline waits; when it reads again, the full timeout starts anew', async () => {
+  test('a stall re-arms the deadline for the client; when it reads again, the full timeout for upstream starts anew', async () => {
     const watch = new RequestWatch(200, () => undefined)
     const abort = new Cancel()
     const results: RelayResult[] = []
     const relay = relayOn(watch, abort, results)
     let gaveUp = 0
-    relay.stall(true, () => gaveUp++)
     await Bun.sleep(150)
-    relay.stall(false, () => gaveUp++)
-    await Bun.sleep(150) // 300 ms since the last chunk, 150 since the client read
+    relay.stall(true, () => gaveUp++) // 150 ms after the last chunk: the client now has 200 ms
+    await Bun.sleep(150)
     expect(abort.aborted).toBe(false)
-    expect(gaveUp).toBe(0)
+    relay.stall(false, () => gaveUp++)
+    await Bun.sleep(150) // 450 ms since the last chunk, 150 since the client read
+    expect(abort.aborted).toBe(false)
     await Bun.sleep(150)
     expect(abort.reason).toBeInstanceOf(UpstreamTimeout)
+    expect(gaveUp).toBe(0)
   })
 
   test('a stall longer than the timeout lets the client go: upstream aborted, reported once as its departure', async () => {
     const watch = new RequestWatch(200, () => undefined)
     const abort = new Cancel()
     const results: RelayResult[] = []
-    // Here the client may stall twice as long as upstream may be silent: the stall alone decides.
-    const relay = relayOn(watch, abort, results, 400)
+    const relay = relayOn(watch, abort, results)
     relay.chunk(new TextEncoder().encode('{"a":1}\n'))
     let gaveUp = 0
     relay.stall(true, () => gaveUp++)
-    relay.stall(true, () => gaveUp++) // a second write that waits changes nothing
-    await Bun.sleep(300)
-    expect(abort.aborted).toBe(false)
-    await Bun.sleep(200)
+    await Bun.sleep(150)
+    relay.stall(true, () => gaveUp++) // a second write that waits does not extend the stall's time
+    await Bun.sleep(150)
     expect(gaveUp).toBe(1)
     expect(abort.reason).toBeInstanceOf(ClientGone)
-    expect(results).toEqual([{ outcome: 'aborted', bytesOut: 8, error: 'client stopped reading for 0.4s' }])
+    expect(results).toEqual([{ outcome: 'aborted', bytesOut: 8, error: 'client stopped reading for 0.2s' }])
     expect(watch.size).toBe(0)
     relay.stall(false, () => gaveUp++)
     expect(relay.end()).toBeUndefined()
     expect(results).toHaveLength(1)
+  })
+
+  test("through fetch's body (relayStream), a client that stops reading is let go: the source cancelled, the connection left to the idle timeout", async () => {
+    const watch = new RequestWatch(300, () => undefined)
+    const abort = new Cancel()
+    const results: RelayResult[] = []
+    let sourceCancelled = false
+    const piece = new Uint8Array(64 * 1024).fill(120)
+    const source = new ReadableStream<Uint8Array>({
+      pull: (controller) => controller.enqueue(piece),
+      cancel: () => {
+        sourceCancelled = true
+      },
+    })
+    const server = Bun.serve({
+      port: 0,
+      hostname: '127.0.0.1',
+      idleTimeout: 1,
+      fetch: () => new Response(relayStream(source, relayOn(watch, abort, results))),
+    })
+    try {
+      const socket = connect(server.port as number, '127.0.0.1')
+      socket.pause()
+      socket.on('error', () => {})
+      const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()))
+      socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n')
+      const until = Date.now() + 3000
+      while (results.length === 0 && Date.now() < until) await Bun.sleep(20)
+      expect(results).toHaveLength(1)
+      expect(results[0]).toMatchObject({ outcome: 'aborted', error: 'client stopped reading for 0.3s' })
+      expect(abort.reason).toBeInstanceOf(ClientGone)
+      await Bun.sleep(50)
+      expect(sourceCancelled).toBe(true)
+      let tail = ''
+      socket.on('data', (d) => {
+        tail = (tail + d.toString('latin1')).slice(-16)
+      })
+      socket.resume()
+      await closed
+      expect(tail.endsWith('0\r\n\r\n')).toBe(false)
+    } finally {
+      server.stop(true)
+    }
   })
 })
