@@ -3,6 +3,7 @@
 // then cluster mode (Postgres + Redis): a chat and its audit event.
 // Usage: bun scripts/smoke.ts binary|deno   (prints one `ok`/`not ok` line per check)
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs'
+import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { FakeOllama } from '../test/helpers/fake-ollama.ts'
@@ -17,6 +18,23 @@ if (which !== 'binary' && which !== 'deno') {
 }
 
 let failed = 0
+
+/** One raw HTTP/1.1 request with the Host header given (fetch sets its own); the answer's status. */
+function statusWithHost(port: number, host: string, head: string, body: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1')
+    let got = ''
+    socket.on('data', (d) => {
+      got += d.toString('latin1')
+      if (got.includes('\r\n')) {
+        socket.destroy()
+        resolve(Number(got.slice(9, 12)))
+      }
+    })
+    socket.on('error', reject)
+    socket.write(`${head}\r\nHost: ${host}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
+  })
+}
 const check = (name: string, ok: boolean, detail = '') => {
   if (!ok) failed++
   process.stdout.write(`${ok ? 'ok' : 'not ok'} - ${which}: ${name}${ok || !detail ? '' : ` (${detail})`}\n`)
@@ -67,6 +85,15 @@ try {
     whole.status === 200 && wholeText === fake.sentText(fake.last('/api/chat')),
     `status ${whole.status}`,
   )
+  // A Host of two letters (a container named `gw`): Elysia's fetch handler, which Deno runs, cut the
+  // path at a fixed offset that such a URL is too short for (runtime/deno.ts).
+  const shortHost = await statusWithHost(
+    gw.port,
+    'gw',
+    `POST /api/chat HTTP/1.1\r\nAuthorization: ${gw.auth.authorization}\r\nContent-Type: application/json`,
+    JSON.stringify({ model: 'llama3.2', messages: [], stream: false }),
+  )
+  check('a request with a two-letter Host reaches its route', shortHost === 200, `status ${shortHost}`)
   // SPEC §4.10: both chats are in the audit log, written by the embedded store's audit thread (a
   // thread that cannot start, say its module missing from the binary, is logged and replaced by the event loop).
   await Bun.sleep(600)

@@ -23,6 +23,23 @@ declare const Deno: {
 
 const peers = new WeakMap<Request, string>()
 
+/**
+ * Elysia's fetch handler cuts the path from the URL at the first `/` from index 11, taking the host to
+ * be at least four characters: for `Host: gw`, `http://gw/api/chat` would route as `/chat`. (On Bun the
+ * server's own router cuts it.) A shorter host is read as `localhost` (Deno's URLs drop a default port,
+ * so the port cannot lengthen it). The gateway reads only the path and query from the URL, and the Host
+ * header is left as the client sent it.
+ */
+export function withRoutableUrl(request: Request): Request {
+  const url = request.url
+  const authority = url.indexOf('//') + 2
+  const path = url.indexOf('/', authority)
+  if (path >= 11 || path === -1) return request
+  const port = url.slice(authority, path).indexOf(':')
+  const host = port === -1 ? 'localhost' : `localhost${url.slice(authority + port, path)}`
+  return new Request(url.slice(0, authority) + host + url.slice(path), request)
+}
+
 export const denoRuntime: Runtime = {
   name: 'deno',
   serve(options: ServeOptions): Server {
@@ -34,7 +51,8 @@ export const denoRuntime: Runtime = {
         ...(options.tls ? { cert: options.tls.cert, key: options.tls.key } : {}),
         onListen: () => {},
       },
-      (request, info) => {
+      (served, info) => {
+        const request = withRoutableUrl(served)
         peers.set(request, info.remoteAddr.hostname)
         return fetchApp(request)
       },
