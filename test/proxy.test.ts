@@ -37,6 +37,20 @@ async function waitFor(cond: () => boolean, ms = 2000): Promise<void> {
   }
 }
 
+/** A streamed /api/generate from a raw client that does not read its answer yet; its upstream record. */
+async function generateUnread() {
+  const body = JSON.stringify({ model: 'llama3.2', prompt: 'x' })
+  const socket = connect(gw.port, '127.0.0.1')
+  socket.pause()
+  socket.on('error', () => {})
+  socket.write(
+    `POST /api/generate HTTP/1.1\r\nHost: gw\r\nAuthorization: ${gw.auth.authorization}\r\n` +
+      `Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+  )
+  await waitFor(() => fake.received.some((r) => r.path === '/api/generate'))
+  return { socket, record: fake.last('/api/generate') }
+}
+
 describe('forwarding (SPEC §4.8)', () => {
   test('a streamed chat arrives byte for byte as the upstream sent it', async () => {
     const res = await post('/api/chat', { model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }] })
@@ -207,15 +221,7 @@ describe('forwarding (SPEC §4.8)', () => {
   test("a client that stops reading holds the upstream back, not the gateway's memory; then gets every line", async () => {
     const lines = 300_000 // about 30 MB of NDJSON: more than the sockets' buffers on the way hold
     fake.behaviour.chunks = lines
-    const body = JSON.stringify({ model: 'llama3.2', prompt: 'x' })
-    const socket = connect(gw.port, '127.0.0.1')
-    socket.pause()
-    socket.write(
-      `POST /api/generate HTTP/1.1\r\nHost: gw\r\nAuthorization: ${gw.auth.authorization}\r\n` +
-        `Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
-    )
-    await waitFor(() => fake.received.some((r) => r.path === '/api/generate'))
-    const record = fake.last('/api/generate')
+    const { socket, record } = await generateUnread()
     await Bun.sleep(400)
     const sentWhilePaused = record.sent.length
     expect(sentWhilePaused).toBeLessThan(lines / 2)
@@ -246,16 +252,7 @@ describe('forwarding (SPEC §4.8)', () => {
     // SPEC §6: timeouts bound what one client can hold. The paused upstream is not silent (the gateway
     // stopped reading it), so the stall is the client's, and it ends as the client's departure.
     fake.behaviour.chunks = 300_000
-    const body = JSON.stringify({ model: 'llama3.2', prompt: 'x' })
-    const socket = connect(gw.port, '127.0.0.1')
-    socket.pause()
-    socket.on('error', () => {})
-    socket.write(
-      `POST /api/generate HTTP/1.1\r\nHost: gw\r\nAuthorization: ${gw.auth.authorization}\r\n` +
-        `Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
-    )
-    await waitFor(() => fake.received.some((r) => r.path === '/api/generate'))
-    const record = fake.last('/api/generate')
+    const { socket, record } = await generateUnread()
     const requestId = record.headers['x-request-id']
     // OLLAMA_READ_TIMEOUT_S is 1 here: let go after about a second, checked at once.
     const line = await gw.waitForLog((l) => l.msg === 'request' && l.request_id === requestId, 5000)

@@ -30,7 +30,7 @@ const peers = new WeakMap<Request, string>()
  * so the port cannot lengthen it). The gateway reads only the path and query from the URL, and the Host
  * header is left as the client sent it.
  */
-export function withRoutableUrl(request: Request): Request {
+function withRoutableUrl(request: Request): Request {
   const url = request.url
   const authority = url.indexOf('//') + 2
   const path = url.indexOf('/', authority)
