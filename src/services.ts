@@ -106,7 +106,7 @@ export function createServices(config: Config, log: Logger, runtime: Runtime, ov
     ...(redis ? { redis } : {}),
   })
   const inflight = new InFlight()
-  const limiter: RateLimiter = redis ? new RedisLimiter(redis, metrics, config.rateLimitFailClosed) : new MemoryLimiter()
+  const limiter: RateLimiter = redis ? new RedisLimiter(redis, metrics, { failClosed: config.rateLimitFailClosed }) : new MemoryLimiter()
   const audit = new AuditWriter(overrides.auditStore ?? store, log, metrics, {
     dataDir: config.dataDir,
     bufferSize: config.auditBufferSize,

@@ -16,7 +16,7 @@ let limiter: RedisLimiter
 beforeAll(async () => {
   redis = new Redis(await freshRedis(7))
   await redis.ping()
-  limiter = new RedisLimiter(redis, createMetrics(), false)
+  limiter = new RedisLimiter(redis, createMetrics(), { failClosed: false })
 })
 afterAll(() => {
   limiter.stop()
@@ -93,5 +93,63 @@ describe('the Redis limiter, admits grouped by key in one turn (SPEC §4.4)', ()
     expect(big[199]).toBe('ok 0')
     expect(small).toEqual(['ok 1', 'ok 0', 'refused requests 0', 'refused requests 0'])
     expect(other).toEqual(['ok 9', 'ok 8', 'ok 7'])
+  })
+})
+
+describe('replicas whose clocks disagree count on Redis’s clock (SPEC §4.4)', () => {
+  // Two replicas, each its own connection; the second's clock runs 90 s ahead of the first's (and of
+  // Redis's, which is this machine's): on its own clock it would count into the next window, and take
+  // the first's live leases (15 s) for expired ones.
+  const AHEAD_MS = 90_000
+  let redisA: Redis
+  let redisB: Redis
+  let a: RedisLimiter
+  let b: RedisLimiter
+  beforeAll(async () => {
+    const url = await freshRedis(7)
+    redisA = new Redis(url)
+    redisB = new Redis(url)
+    await Promise.all([redisA.ping(), redisB.ping()])
+    a = new RedisLimiter(redisA, createMetrics(), { failClosed: false })
+    b = new RedisLimiter(redisB, createMetrics(), { failClosed: false, localClock: () => Date.now() + AHEAD_MS })
+    await Promise.all([a.clockRead, b.clockRead])
+  })
+  afterAll(() => {
+    for (const limiter of [a, b]) limiter.stop()
+    for (const client of [redisA, redisB]) client.disconnect()
+  })
+
+  /** Waits, if need be, until Redis's clock has at least 5 s left in its window. */
+  async function insideOneWindow(): Promise<void> {
+    const left = (windowOf(a.now()) + 1) * WINDOW_MS - a.now()
+    if (left < 5_000) await Bun.sleep(left + 100)
+  }
+
+  test('each replica reads the time from Redis: the skewed one agrees with the other to within 50 ms', async () => {
+    const [seconds, micros] = await redisA.time()
+    const redisNow = Number(seconds) * 1000 + Number(micros) / 1000
+    expect(Math.abs(a.now() - redisNow)).toBeLessThan(50)
+    expect(Math.abs(b.now() - redisNow)).toBeLessThan(50)
+  })
+
+  test('rpm=3 hit from both replicas admits exactly 3 in the window', async () => {
+    await insideOneWindow()
+    const limits = { rpm: 3 }
+    const outcomes = await Promise.all([
+      ...Array.from({ length: 3 }, () => outcome(a.admit('k_skew_rpm', limits))),
+      ...Array.from({ length: 3 }, () => outcome(b.admit('k_skew_rpm', limits))),
+    ])
+    expect(outcomes.filter((o) => o.startsWith('ok'))).toHaveLength(3)
+    expect(outcomes.filter((o) => o === 'refused requests 0')).toHaveLength(3)
+    expect(await redisA.get(`nnz:rl:{k_skew_rpm}:r:${windowOf(a.now())}`)).toBe('3')
+  })
+
+  test('max_concurrency=1: the replica whose clock runs ahead does not take the other’s live lease for expired', async () => {
+    const limits = { max_concurrency: 1 }
+    const held = await a.admit('k_skew_conc', limits)
+    expect(await outcome(b.admit('k_skew_conc', limits))).toBe('refused concurrency -')
+    expect(await redisA.zcard('nnz:rl:{k_skew_conc}:leases')).toBe(1)
+    await held.finish(0, true)
+    expect(await outcome(b.admit('k_skew_conc', limits))).toBe('ok -')
   })
 })

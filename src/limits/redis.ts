@@ -181,9 +181,30 @@ function finishArgs(groups: readonly PendingEnd[][]): [number, ...Array<string |
   return [keyList.length, ...keyList, ...args]
 }
 
+/** The clock is read again from Redis this often (and at every connect). */
+export const CLOCK_SYNC_MS = 60_000
+
+export interface RedisLimiterOptions {
+  /** Reject instead of admit while Redis is unreachable (SPEC §3 RATE_LIMIT_FAIL_CLOSED). */
+  readonly failClosed: boolean
+  /** This replica's own clock (tests skew it). */
+  readonly localClock?: () => number
+}
+
 export class RedisLimiter implements RateLimiter {
   private readonly leases = new Map<string, string>()
   private readonly renewer: ReturnType<typeof setInterval>
+  private readonly clockSync: ReturnType<typeof setInterval>
+  private readonly failClosed: boolean
+  private readonly localClock: () => number
+  /**
+   * Redis's clock minus this replica's, ms. Windows and lease expiries are read on Redis's clock, so
+   * replicas whose clocks disagree still count into the same window and do not take each other's live
+   * leases for expired (SPEC §4.4: exactly the key's limit, however many replicas).
+   */
+  private offsetMs = 0
+  /** The latest reading of Redis's clock, settled when it is in (tests await it). */
+  clockRead: Promise<void> = Promise.resolve()
   /** This turn's admits, its request ends, and the callers holding their answers for those ends. */
   private admits: PendingAdmit[] = []
   private ends: PendingEnd[] = []
@@ -193,19 +214,48 @@ export class RedisLimiter implements RateLimiter {
   constructor(
     private readonly redis: Redis,
     private readonly metrics: Metrics,
-    private readonly failClosed: boolean,
+    options: RedisLimiterOptions,
   ) {
+    this.failClosed = options.failClosed
+    this.localClock = options.localClock ?? Date.now
     redis.defineCommand('nnzAdmit', { lua: ADMIT })
     redis.defineCommand('nnzFinish', { lua: FINISH })
     this.renewer = setInterval(() => this.renew(), LEASE_MS / 3)
     ;(this.renewer as { unref?: () => void }).unref?.()
+    this.clockSync = setInterval(this.readClock, CLOCK_SYNC_MS)
+    ;(this.clockSync as { unref?: () => void }).unref?.()
+    redis.on('ready', this.readClock)
+    if (redis.status === 'ready') this.readClock()
   }
 
   stop(): void {
     clearInterval(this.renewer)
+    clearInterval(this.clockSync)
+    this.redis.off('ready', this.readClock)
   }
 
-  async admit(keyId: string, limits: Limits, now = Date.now()): Promise<Admission> {
+  /** Now, on Redis's clock as last read. */
+  now(): number {
+    return this.localClock() + this.offsetMs
+  }
+
+  /**
+   * Reads Redis's clock (`TIME`) and keeps its offset from this replica's, taking the read to have
+   * happened halfway through the round trip. A failed read keeps the offset it had.
+   */
+  private readonly readClock = (): void => {
+    if (this.redis.status !== 'ready') return
+    const sent = this.localClock()
+    this.clockRead = this.redis.time().then(
+      ([seconds, micros]) => {
+        const received = this.localClock()
+        this.offsetMs = Math.round(Number(seconds) * 1000 + Number(micros) / 1000 - (sent + received) / 2)
+      },
+      () => undefined,
+    )
+  }
+
+  async admit(keyId: string, limits: Limits, now = this.now()): Promise<Admission> {
     const leaseId = limits.max_concurrency ? randomUUID() : ''
     const counters = keys(keyId, windowOf(now))
     const [, tokenKey, set] = counters as [string, string, string]
@@ -324,7 +374,7 @@ export class RedisLimiter implements RateLimiter {
   /** Live requests keep their leases; one pipeline per renewal round. */
   private renew(): void {
     if (this.leases.size === 0 || this.redis.status !== 'ready') return
-    const until = Date.now() + LEASE_MS
+    const until = this.now() + LEASE_MS
     const pipeline = this.redis.pipeline()
     for (const [lease, set] of this.leases) pipeline.zadd(set, 'XX', until, lease)
     pipeline.exec().catch(() => {})
