@@ -106,7 +106,9 @@ export function createServices(config: Config, log: Logger, runtime: Runtime, ov
     ...(redis ? { redis } : {}),
   })
   const inflight = new InFlight()
-  const limiter: RateLimiter = redis ? new RedisLimiter(redis, metrics, { failClosed: config.rateLimitFailClosed }) : new MemoryLimiter()
+  const limiter: RateLimiter = redis
+    ? new RedisLimiter(redis, metrics, { failClosed: config.rateLimitFailClosed, log })
+    : new MemoryLimiter()
   const audit = new AuditWriter(overrides.auditStore ?? store, log, metrics, {
     dataDir: config.dataDir,
     bufferSize: config.auditBufferSize,
@@ -147,6 +149,12 @@ export function createServices(config: Config, log: Logger, runtime: Runtime, ov
     'Models the backend has.',
     perBackend((b) => b.models.size),
   )
+  if (limiter instanceof RedisLimiter)
+    metrics.registry.gauge(
+      'nnz_rate_limit_clock_offset_seconds',
+      "Redis's clock minus this replica's, as last read; rate-limit windows and leases follow Redis's clock.",
+      () => [[{}, limiter.clockOffsetMs / 1000]],
+    )
   metrics.registry.gauge('nnz_audit_buffered', 'Audit events held in memory, waiting for the store.', () => [[{}, audit.buffered]])
   metrics.registry.gauge('nnz_key_cache_entries', 'Verified keys held in the in-process cache.', () => [[{}, keyCache.size]])
   metrics.registry.gauge('nnz_requests_in_flight', 'Proxied requests whose answers are not yet complete.', () => [[{}, inflight.size]])

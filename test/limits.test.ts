@@ -7,6 +7,7 @@ import { Redis } from 'ioredis'
 import { GatewayError } from '../src/errors.ts'
 import { type Admission, WINDOW_MS, windowOf } from '../src/limits/limiter.ts'
 import { RedisLimiter } from '../src/limits/redis.ts'
+import { createLogger } from '../src/log.ts'
 import { createMetrics } from '../src/metrics/metrics.ts'
 import type { Limits } from '../src/store/store.ts'
 import { freshRedis } from './helpers/infra.ts'
@@ -105,14 +106,17 @@ describe('replicas whose clocks disagree count on Redis’s clock (SPEC §4.4)',
   let redisB: Redis
   let a: RedisLimiter
   let b: RedisLimiter
+  const logged: string[] = []
+  const log = createLogger({ level: 'info', format: 'json', sink: (chunk) => logged.push(chunk) })
   beforeAll(async () => {
     const url = await freshRedis(7)
     redisA = new Redis(url)
     redisB = new Redis(url)
     await Promise.all([redisA.ping(), redisB.ping()])
-    a = new RedisLimiter(redisA, createMetrics(), { failClosed: false })
-    b = new RedisLimiter(redisB, createMetrics(), { failClosed: false, localClock: () => Date.now() + AHEAD_MS })
+    a = new RedisLimiter(redisA, createMetrics(), { failClosed: false, log })
+    b = new RedisLimiter(redisB, createMetrics(), { failClosed: false, log, localClock: () => Date.now() + AHEAD_MS })
     await Promise.all([a.clockRead, b.clockRead])
+    log.flush()
   })
   afterAll(() => {
     for (const limiter of [a, b]) limiter.stop()
@@ -131,6 +135,15 @@ describe('replicas whose clocks disagree count on Redis’s clock (SPEC §4.4)',
     const redisNow = Number(seconds) * 1000 + Number(micros) / 1000
     expect(Math.abs(a.now() - redisNow)).toBeLessThan(500)
     expect(Math.abs(b.now() - redisNow)).toBeLessThan(500)
+    expect(Math.abs(b.clockOffsetMs + AHEAD_MS)).toBeLessThan(500)
+    // The operator hears of the skewed one, once, and not of the other.
+    const warnings = logged.flatMap((chunk) => chunk.trim().split('\n')).map((line) => JSON.parse(line))
+    expect(warnings).toHaveLength(1)
+    expect(warnings[0]).toMatchObject({
+      level: 'warn',
+      msg: "this replica's clock is off Redis's; rate-limit windows and leases follow Redis's",
+    })
+    expect(Math.abs(warnings[0].offset_ms + AHEAD_MS)).toBeLessThan(500)
   })
 
   test('rpm=3 hit from both replicas admits exactly 3 in the window', async () => {

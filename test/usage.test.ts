@@ -321,6 +321,15 @@ describe('limits across two replicas sharing Redis (SPEC §4.4)', () => {
     expect((await v1.json()).error).toMatchObject({ type: 'rate_limit_error', code: 'rate_limited' })
   }, 40_000)
 
+  test("each replica reports its clock's offset from Redis's, which windows and leases follow", async () => {
+    for (const gw of [a, b]) {
+      const text = await (await fetch(`${gw.url}/metrics`, { headers: gw.auth })).text()
+      expect(text).toContain('# TYPE nnz_rate_limit_clock_offset_seconds gauge')
+      // Redis runs on this machine: the same clock, read over a round trip.
+      expect(Math.abs(metricValue(text, 'nnz_rate_limit_clock_offset_seconds'))).toBeLessThan(0.5)
+    }
+  })
+
   test('two keys at once, 300 requests: each admits exactly its own rpm', async () => {
     // The admits of one event-loop turn go to Redis in one script call, whatever their keys, in calls of
     // at most 128: each key's count must still come out exact.

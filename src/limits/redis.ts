@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import { GatewayError } from '../errors.ts'
+import type { Logger } from '../log.ts'
 import type { Metrics } from '../metrics/metrics.ts'
 import type { Limits } from '../store/store.ts'
 import { type Admission, type LimitName, limitError, limitHeaders, type RateLimiter, WINDOW_MS, windowOf } from './limiter.ts'
@@ -189,13 +190,17 @@ export interface RedisLimiterOptions {
   readonly failClosed: boolean
   /** This replica's own clock (tests skew it). */
   readonly localClock?: () => number
+  /** Where a clock far off Redis's is reported. */
+  readonly log?: Logger
 }
+
+/** An offset from Redis's clock this large is worth an operator's look (it is corrected for either way). */
+const SKEW_WARN_MS = 1000
 
 export class RedisLimiter implements RateLimiter {
   private readonly leases = new Map<string, string>()
   private readonly renewer: ReturnType<typeof setInterval>
   private readonly clockSync: ReturnType<typeof setInterval>
-  private readonly failClosed: boolean
   private readonly localClock: () => number
   /**
    * Redis's clock minus this replica's, ms. Windows and lease expiries are read on Redis's clock, so
@@ -203,6 +208,7 @@ export class RedisLimiter implements RateLimiter {
    * leases for expired (SPEC §4.4: exactly the key's limit, however many replicas).
    */
   private offsetMs = 0
+  private skewReported = false
   /** The latest reading of Redis's clock, settled when it is in (tests await it). */
   clockRead: Promise<void> = Promise.resolve()
   /** This turn's admits, its request ends, and the callers holding their answers for those ends. */
@@ -214,9 +220,8 @@ export class RedisLimiter implements RateLimiter {
   constructor(
     private readonly redis: Redis,
     private readonly metrics: Metrics,
-    options: RedisLimiterOptions,
+    private readonly options: RedisLimiterOptions,
   ) {
-    this.failClosed = options.failClosed
     this.localClock = options.localClock ?? Date.now
     redis.defineCommand('nnzAdmit', { lua: ADMIT })
     redis.defineCommand('nnzFinish', { lua: FINISH })
@@ -232,6 +237,11 @@ export class RedisLimiter implements RateLimiter {
     clearInterval(this.renewer)
     clearInterval(this.clockSync)
     this.redis.off('ready', this.readClock)
+  }
+
+  /** Redis's clock minus this replica's, ms, as last read (a gauge, SPEC §4.12). */
+  get clockOffsetMs(): number {
+    return this.offsetMs
   }
 
   /** Now, on Redis's clock as last read. */
@@ -250,6 +260,12 @@ export class RedisLimiter implements RateLimiter {
       ([seconds, micros]) => {
         const received = this.localClock()
         this.offsetMs = Math.round(Number(seconds) * 1000 + Number(micros) / 1000 - (sent + received) / 2)
+        const skewed = Math.abs(this.offsetMs) >= SKEW_WARN_MS
+        if (skewed && !this.skewReported)
+          this.options.log?.warn("this replica's clock is off Redis's; rate-limit windows and leases follow Redis's", {
+            offset_ms: this.offsetMs,
+          })
+        this.skewReported = skewed
       },
       () => undefined,
     )
@@ -268,7 +284,7 @@ export class RedisLimiter implements RateLimiter {
       })
     } catch {
       // SPEC §4.4: Redis unreachable: admit and count it, or reject when configured to fail closed.
-      if (this.failClosed)
+      if (this.options.failClosed)
         throw new GatewayError('unavailable', 'rate limiter unavailable (Redis unreachable); retry shortly', { 'retry-after': '2' })
       this.metrics.rateLimitFailOpen.inc()
       return { headers: {}, finish: () => undefined }
