@@ -12,7 +12,7 @@ import { adminKeyRoutes } from './keys/routes.ts'
 import { metricsRoutes } from './metrics/routes.ts'
 import { ownRequests } from './own-requests.ts'
 import { requestIdOf } from './proxy/headers.ts'
-import { proxyRoutes, wrongMethodRoutes } from './proxy/routes.ts'
+import { heartbeatRoutes, proxyRoutes, wrongMethodRoutes } from './proxy/routes.ts'
 import type { Services } from './services.ts'
 import { validationMessage } from './validation.ts'
 
@@ -49,6 +49,7 @@ export function createApp(services: Services) {
       .onAfterResponse(({ request, set, responseValue, error, admin }: Answered) => {
         if (error === undefined) own.answered(request, set.status, responseValue, admin?.id)
       })
+      .use(heartbeatRoutes())
       .use(docsRoutes(services))
       .use(healthRoutes(services))
       .use(adminKeyRoutes(services))

@@ -20,8 +20,8 @@ interface Begun {
 
 const begun = new WeakMap<Request, Begun>()
 
-/** Liveness, readiness, scrapes and the docs are polled: their lines are `debug`, the rest `info`. */
-const QUIET = /^\/(healthz|readyz|metrics|docs)(\/|$)/
+/** Heartbeats (`/`), liveness, readiness, scrapes and the docs are polled: their lines are `debug`, the rest `info`. */
+const QUIET = /^\/((healthz|readyz|metrics|docs)(\/|$)|$)/
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])
 
 export interface OwnRequests {

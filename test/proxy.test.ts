@@ -292,13 +292,22 @@ describe('forwarding (SPEC §4.8)', () => {
     expect(await res.text()).toBe(fake.sentText(fake.last('/api/chat')))
   })
 
-  test('GET and HEAD / answer "Ollama is running" without touching a backend', async () => {
-    const res = await fetch(`${gw.url}/`)
+  test('GET and HEAD / answer "Ollama is running" without touching a backend, with a request id (SPEC §5)', async () => {
+    const res = await fetch(`${gw.url}/`, { headers: { 'x-request-id': 'heartbeat-1' } })
     expect(await res.text()).toBe('Ollama is running')
+    expect(res.headers.get('content-type')).toBe('text/plain; charset=utf-8')
+    expect(res.headers.get('x-request-id')).toBe('heartbeat-1')
     // No key needed: clients' heartbeats carry none.
     const head = await fetch(`${gw.url}/`, { method: 'HEAD' })
     expect(head.status).toBe(200)
+    expect(head.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/)
     expect(fake.received).toHaveLength(0)
+    // UPSTREAM §3: a known path with the wrong method is a 405 naming the methods it takes.
+    const post = await fetch(`${gw.url}/`, { method: 'POST', body: '{}' })
+    expect(post.status).toBe(405)
+    expect(post.headers.get('allow')).toBe('GET, HEAD')
+    expect(post.headers.get('x-request-id')).toBeTruthy()
+    expect(await post.json()).toEqual({ error: 'method POST not allowed on /; use GET or HEAD' })
   })
 
   test('HEAD /api/version is forwarded as HEAD; HEAD /api/tags is answered from the merged listing', async () => {

@@ -11,18 +11,6 @@ export function proxyRoutes(services: Services) {
   const { proxy, clientIp } = services
   const app = new Elysia({ name: 'proxy' })
 
-  // SPEC §4.8: clients' health checks (the Go client's heartbeat) expect exactly this text.
-  const running = () => new Response('Ollama is running', { headers: { 'content-type': 'text/plain; charset=utf-8' } })
-  app.get('/', running, {
-    detail: {
-      tags: ['ollama'],
-      summary: 'Heartbeat',
-      security: [],
-      responses: { 200: { description: '`Ollama is running`', content: { 'text/plain': {} } } },
-    },
-  })
-  app.head('/', running, { detail: { hide: true } })
-
   for (const endpoint of ENDPOINTS) {
     app.route(
       endpoint.method,
@@ -59,13 +47,33 @@ export function proxyRoutes(services: Services) {
 }
 
 /**
+ * SPEC §4.8: clients' health checks (the Go client's heartbeat) expect exactly this text. Answered by the
+ * gateway itself, after the hooks that give its own routes a request id and a report (app.ts).
+ */
+export function heartbeatRoutes() {
+  const running = () => new Response('Ollama is running', { headers: { 'content-type': 'text/plain; charset=utf-8' } })
+  return new Elysia({ name: 'heartbeat' })
+    .get('/', running, {
+      detail: {
+        tags: ['ollama'],
+        summary: 'Heartbeat',
+        security: [],
+        responses: { 200: { description: '`Ollama is running`', content: { 'text/plain': {} } } },
+      },
+    })
+    .head('/', running, { detail: { hide: true } })
+}
+
+/**
  * UPSTREAM §3: Ollama answers 405 to a known path with the wrong method. The gateway answers these
  * itself, so they are reported as its own requests are (own-requests.ts), apart from the proxied ones.
  */
 export function wrongMethodRoutes() {
   const app = new Elysia({ name: 'wrong-method' })
-  for (const path of KNOWN_PATHS) {
-    const allowed = ENDPOINTS.filter((e) => e.path === path).map((e) => e.method)
+  const known: Array<[string, string[]]> = KNOWN_PATHS.map((path) => [path, ENDPOINTS.filter((e) => e.path === path).map((e) => e.method)])
+  // The heartbeat (heartbeatRoutes) is a known path too.
+  known.push(['/', ['GET', 'HEAD']])
+  for (const [path, allowed] of known) {
     app.all(
       path,
       ({ request }) =>
