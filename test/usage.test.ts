@@ -139,6 +139,32 @@ describe('metering (SPEC §4.9), embedded', () => {
     expect(row).toMatchObject({ prompt_tokens: 7, completion_tokens: 3 })
   })
 
+  test('a stream_options that is not an object is forwarded as sent, for upstream to refuse, not rewritten', async () => {
+    for (const [options, type] of [
+      ['5', 'number'],
+      ['"yes"', 'string'],
+      ['[1]', 'array'],
+    ]) {
+      const body = `{"model":"llama3.2","messages":[],"stream":true,"stream_options":${options}}`
+      const res = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: gw.auth, body })
+      expect(res.status).toBe(400)
+      expect((await res.json()).error).toMatchObject({
+        type: 'invalid_request_error',
+        message: `json: cannot unmarshal ${type} into Go struct field stream_options of type openai.StreamOptions`,
+      })
+      expect(new TextDecoder().decode(fake.last('/v1/chat/completions').body)).toBe(body)
+    }
+    // null is no options at all: usage is asked for, and its chunk removed again.
+    const res = await fetch(`${gw.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: gw.auth,
+      body: '{"model":"llama3.2","messages":[],"stream":true,"stream_options":null}',
+    })
+    const text = await res.text()
+    expect(text).not.toContain('"usage"')
+    expect(JSON.parse(new TextDecoder().decode(fake.last('/v1/chat/completions').body)).stream_options).toEqual({ include_usage: true })
+  })
+
   test('every surface is metered: generate stream, chat, embed, embeddings, v1 chat and embeddings', async () => {
     const calls: Array<[string, string, number | null, number | null]> = [
       ['/api/generate', '{"model":"llama3.2","prompt":"x"}', 7, 3],

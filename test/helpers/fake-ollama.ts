@@ -248,6 +248,14 @@ export class FakeOllama {
       case '/v1/chat/completions':
       case '/v1/completions': {
         const chat = p === '/v1/chat/completions'
+        // Ollama's JSON decoding refuses a stream_options that is not an object (or null).
+        const options = json.stream_options
+        if (options !== undefined && options !== null && (typeof options !== 'object' || Array.isArray(options)))
+          return errorIn(
+            p,
+            400,
+            `json: cannot unmarshal ${Array.isArray(options) ? 'array' : typeof options} into Go struct field stream_options of type openai.StreamOptions`,
+          )
         if (json.stream === true) {
           const includeUsage = (json.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true
           return this.stream(r, sseEvents(chat, model as string, b, includeUsage), b, 'text/event-stream')
