@@ -2,6 +2,7 @@
 // Starts two gateways on one fresh Postgres database and Redis, then, per trial: create a key on A,
 // warm it into B's cache, revoke it on A, and time until B refuses it. Prints one JSON object.
 //   bun bench/revocation.ts [trials]
+import { rmSync } from 'node:fs'
 import { FakeOllama } from '../test/helpers/fake-ollama.ts'
 import { startGateway } from '../test/helpers/gateway.ts'
 import { freshDatabase, freshRedis } from '../test/helpers/infra.ts'
@@ -45,6 +46,8 @@ latencies.sort((x, y) => x - y)
 const at = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? Number.NaN
 process.stdout.write(`${JSON.stringify({ trials, missed, p50_ms: at(50), p99_ms: at(99), max_ms: latencies.at(-1) })}\n`)
 await Promise.all([a.stop(), b.stop()])
+// Their data directories were made for this run (audit spill files only): nothing to keep.
+for (const gw of [a, b]) rmSync(gw.dataDir, { recursive: true, force: true })
 await db.drop()
 await fake.stop()
 process.exit(0)
