@@ -39,13 +39,9 @@ async function waitFor(cond: () => boolean, ms = 2000): Promise<void> {
 }
 
 /** A streamed /api/generate from a raw client that does not read its answer yet; its upstream record. */
-/** A process's resident set, KiB: from /proc on Linux, else from `ps` (spawned without blocking the fake). */
-async function rssKb(pid: number): Promise<number> {
-  try {
-    return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1])
-  } catch {
-    return Number((await new Response(Bun.spawn(['ps', '-o', 'rss=', '-p', String(pid)]).stdout).text()).trim())
-  }
+/** A process's resident set, KiB (Linux's /proc, as operations.test.ts reads it). */
+function rssKb(pid: number): number {
+  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1])
 }
 
 async function generateUnread() {
@@ -236,13 +232,13 @@ describe('forwarding (SPEC §4.8)', () => {
     // lines produced says nothing here.)
     const lines = 1_000_000
     fake.behaviour.chunks = lines
-    const before = await rssKb(gw.proc.pid)
+    const before = rssKb(gw.proc.pid)
     const { socket, record } = await generateUnread()
     const chunks: Buffer[] = []
     try {
       // Well inside this gateway's 1 s read timeout, past which a client that stops reading is let go.
       await Bun.sleep(400)
-      expect((await rssKb(gw.proc.pid)) - before).toBeLessThan(40_000)
+      expect(rssKb(gw.proc.pid) - before).toBeLessThan(40_000)
       // The reader keeps up cheaply: the fake runs in this process, and a reader that held it up for a
       // second (a growing string checked at its end on every read) would look to the gateway like an
       // upstream gone silent.

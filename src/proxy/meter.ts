@@ -241,12 +241,17 @@ export function chainTaps(first: StreamTap, second: StreamTap): StreamTap {
 const INCLUDE_USAGE = new TextEncoder().encode('"stream_options":{"include_usage":true}')
 
 /**
- * Adds `stream_options.include_usage` to a streamed /v1 completion request. When the body has no
- * `stream_options`, the field is spliced in after the opening brace and every other byte stays as
- * sent; otherwise the object is re-serialised with the flag set.
+ * Adds `stream_options.include_usage` to a streamed /v1 completion request, or answers undefined when
+ * the body is to go as sent: the client asked for usage itself, or its `stream_options` is not an
+ * object (a number, a string, a list) and cannot be added to, so Ollama refuses it in its own words.
+ * When the body has no `stream_options`, the field is spliced in after the opening brace and every
+ * other byte stays as sent; otherwise the object is re-serialised with the flag set.
  */
-export function withIncludeUsage(bytes: Uint8Array<ArrayBuffer>, json: Record<string, unknown>): Uint8Array<ArrayBuffer> {
-  if (json.stream_options !== undefined) {
+export function withIncludeUsage(bytes: Uint8Array<ArrayBuffer>, json: Record<string, unknown>): Uint8Array<ArrayBuffer> | undefined {
+  const options = json.stream_options
+  if (options !== undefined && options !== null && (typeof options !== 'object' || Array.isArray(options))) return undefined
+  if ((options as { include_usage?: unknown } | null | undefined)?.include_usage === true) return undefined
+  if (options !== undefined) {
     const merged = { ...json, stream_options: { ...(json.stream_options as object), include_usage: true } }
     return new TextEncoder().encode(JSON.stringify(merged)) as Uint8Array<ArrayBuffer>
   }

@@ -259,13 +259,9 @@ export function createProxy(deps: ProxyDeps) {
       let stripUsage = false
       if (kind !== 'none') x.meter = new MeterTap(kind)
       if (STREAMED_USAGE.has(endpoint.path) && x.stream && json && body instanceof Uint8Array) {
-        const options = json.stream_options
-        const asked = (options as { include_usage?: unknown } | undefined)?.include_usage === true
-        // stream_options that is not an object (a number, a string, a list) cannot be added to: the body
-        // goes as sent, for Ollama to refuse in its own words, as a body the gateway need not change would.
-        const extensible = options === undefined || options === null || (typeof options === 'object' && !Array.isArray(options))
-        if (!asked && extensible) {
-          body = withIncludeUsage(body as Uint8Array<ArrayBuffer>, json)
+        const asking = withIncludeUsage(body as Uint8Array<ArrayBuffer>, json)
+        if (asking) {
+          body = asking
           stripUsage = true
         }
       }
