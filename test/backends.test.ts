@@ -166,6 +166,49 @@ describe('discovery (SPEC §4.6)', () => {
     expect(refreshed.backends[0].models).toContain('registry.ollama.ai/library/tinyllama:latest')
   })
 
+  test('a refresh asked for while a probe is out polls again after it: its answer shows what changed meanwhile', async () => {
+    // gpuA answers its lists as they were when asked, 300 ms later: the probe already out read them
+    // before the change, so sharing it would answer the old list.
+    gpuA.behaviour.listLagMs = 300
+    try {
+      const seen = gpuA.received.length
+      const first = fetch(`${slow.url}/admin/backends/refresh`, { method: 'POST', headers: slow.auth })
+      while (!gpuA.received.slice(seen).some((r) => r.path === '/api/tags')) await Bun.sleep(5)
+      gpuA.models.push({ name: 'phi4-late:latest' })
+      const second = await (await fetch(`${slow.url}/admin/backends/refresh`, { method: 'POST', headers: slow.auth })).json()
+      expect(second.backends[0].models).toContain('registry.ollama.ai/library/phi4-late:latest')
+      // The first refresh did read the old list: the case above is the race it names.
+      expect((await (await first).json()).backends[0].models).not.toContain('registry.ollama.ai/library/phi4-late:latest')
+    } finally {
+      gpuA.behaviour.listLagMs = undefined
+      setModels()
+    }
+  })
+
+  test('a model pulled while a probe of that backend is out is found by the next chat', async () => {
+    gpuC.behaviour.listLagMs = 300
+    try {
+      const seen = gpuC.received.length
+      const probe = fetch(`${slow.url}/admin/backends/refresh`, { method: 'POST', headers: slow.auth })
+      while (!gpuC.received.slice(seen).some((r) => r.path === '/api/tags')) await Bun.sleep(5)
+      const pull = await fetch(`${slow.url}/api/pull`, {
+        method: 'POST',
+        headers: { ...slow.auth, 'x-backend': 'gpuC' },
+        body: '{"model":"granite-late","stream":false}',
+      })
+      expect(pull.status).toBe(200)
+      // The refresh the pull starts runs after the probe that read the lists before it; the chat's look-up
+      // before a 404 waits for that refresh, not for the stale probe.
+      const res = await chat(slow, 'granite-late')
+      expect(res.status).toBe(200)
+      expect(res.headers.get('x-backend')).toBe('gpuC')
+      await probe
+    } finally {
+      gpuC.behaviour.listLagMs = undefined
+      setModels()
+    }
+  })
+
   test('nobody has the model: 404 in both dialects, after one re-poll', async () => {
     const native = await chat(slow, 'no-such-model')
     expect(native.status).toBe(404)

@@ -37,6 +37,8 @@ export class DiscoveryPoller {
   /** When an unknown model last made each backend re-poll. */
   private readonly lastRepoll = new Map<string, number>()
   private readonly pending = new Map<string, Promise<void>>()
+  /** The fresh poll waiting for each backend's running probe to end (see `poll`). */
+  private readonly queued = new Map<string, Promise<void>>()
   /** The early re-probe waiting for each backend that is down. */
   private readonly retries = new Map<string, ReturnType<typeof setTimeout>>()
 
@@ -75,8 +77,9 @@ export class DiscoveryPoller {
     this.retries.clear()
   }
 
-  async pollAll(): Promise<void> {
-    await Promise.all(this.registry.all.map((b) => this.poll(b)))
+  /** Polls every backend; `fresh` as for `poll`. */
+  async pollAll(fresh = false): Promise<void> {
+    await Promise.all(this.registry.all.map((b) => this.poll(b, fresh)))
   }
 
   /**
@@ -88,7 +91,8 @@ export class DiscoveryPoller {
     const now = Date.now()
     const probes: Promise<void>[] = []
     for (const b of this.registry.all) {
-      const running = this.pending.get(b.name)
+      // A fresh poll waiting behind a running probe is the one that will see a change just made.
+      const running = this.queued.get(b.name) ?? this.pending.get(b.name)
       if (running) probes.push(running)
       else if (now - (this.lastRepoll.get(b.name) ?? 0) >= REPOLL_MIN_MS) {
         this.lastRepoll.set(b.name, now)
@@ -108,14 +112,30 @@ export class DiscoveryPoller {
     ;(this.timer as { unref?: () => void }).unref?.()
   }
 
-  /** Polls one backend; concurrent callers share one probe. */
-  poll(backend: Backend): Promise<void> {
-    let running = this.pending.get(backend.name)
+  /**
+   * Polls one backend; concurrent callers share one probe. A `fresh` poll must see what changed before
+   * it was asked for (a refresh, or a pull, copy or delete just answered): a probe already running may
+   * have read the backend's lists before the change, so a fresh poll runs after it, shared by the other
+   * fresh polls asked for meanwhile.
+   */
+  poll(backend: Backend, fresh = false): Promise<void> {
+    const running = this.pending.get(backend.name)
     if (!running) {
-      running = this.probe(backend).finally(() => this.pending.delete(backend.name))
-      this.pending.set(backend.name, running)
+      const probe = this.probe(backend).finally(() => this.pending.delete(backend.name))
+      this.pending.set(backend.name, probe)
+      return probe
     }
-    return running
+    if (!fresh) return running
+    let next = this.queued.get(backend.name)
+    if (!next) {
+      // Once the running probe has ended: a probe started since then started after this call too.
+      next = running.then(() => {
+        this.queued.delete(backend.name)
+        return this.poll(backend)
+      })
+      this.queued.set(backend.name, next)
+    }
+    return next
   }
 
   private async probe(backend: Backend, again = false): Promise<void> {

@@ -27,7 +27,7 @@ export function adminBackendRoutes(services: Services) {
     .post(
       '/backends/refresh',
       async () => {
-        await services.discovery.pollAll()
+        await services.discovery.pollAll(true)
         return view()
       },
       { response: List, detail: { tags: ['admin'], summary: 'Poll every backend now' } },

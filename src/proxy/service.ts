@@ -336,7 +336,7 @@ export function createProxy(deps: ProxyDeps) {
       const done = (result: RelayResult, beforeAnswer = false) => {
         releaseBackend()
         // SPEC §4.6: a pull, create, copy or delete through the gateway refreshes that backend at once.
-        if (CHANGES_MODELS.has(endpoint.path) && result.outcome === 'ok') void deps.discovery.poll(backend)
+        if (CHANGES_MODELS.has(endpoint.path) && result.outcome === 'ok') void deps.discovery.poll(backend, true)
         return finish(x, result, beforeAnswer)
       }
       // fetch decodes a compressed body but keeps its content-encoding; the runtime's own client removes

@@ -26,6 +26,11 @@ export interface Behaviour {
   splitFinalAt?: number
   /** Delay the model lists (`/api/tags`, `/api/ps`) by this long: a discovery probe still in flight. */
   listDelayMs?: number
+  /**
+   * Answer the model lists as they were when the request came, this much later: a probe that was sent
+   * before a change and answers after it (Ollama reads its lists as a request arrives).
+   */
+  listLagMs?: number
   /** Benchmarks: stamp each streamed line with `"sent_at":<epoch ms>` at the moment it is written. */
   stamp?: boolean
 }
@@ -148,9 +153,14 @@ export class FakeOllama {
     const json = r.json ?? {}
     if (p === '/' && (req.method === 'GET' || req.method === 'HEAD')) return new Response('Ollama is running')
     if (p === '/api/version') return Response.json({ version: this.version })
-    if ((p === '/api/tags' || p === '/api/ps') && this.behaviour.listDelayMs) await Bun.sleep(this.behaviour.listDelayMs)
-    if (p === '/api/tags') return Response.json({ models: this.models.map((m) => tagEntry(m.name)) })
-    if (p === '/api/ps') return Response.json({ models: this.models.filter((m) => m.loaded).map((m) => psEntry(m.name)) })
+    if (p === '/api/tags' || p === '/api/ps') {
+      const { listDelayMs, listLagMs } = this.behaviour
+      if (listDelayMs) await Bun.sleep(listDelayMs)
+      const models =
+        p === '/api/tags' ? this.models.map((m) => tagEntry(m.name)) : this.models.filter((m) => m.loaded).map((m) => psEntry(m.name))
+      if (listLagMs) await Bun.sleep(listLagMs)
+      return Response.json({ models })
+    }
     if (p.startsWith('/api/blobs/')) return this.blob(req, p.slice('/api/blobs/'.length), r)
     if (p === '/v1/models') {
       return Response.json({
