@@ -35,6 +35,18 @@ const chat = (gw: GatewayProcess, model: string, path = '/api/chat', extra: Reco
 const manage = (gw: GatewayProcess, path: string, body: string) =>
   fetch(gw.url + path, { method: path === '/api/delete' ? 'DELETE' : 'POST', headers: gw.auth, body })
 const count = (f: FakeOllama, path = '/api/chat') => f.received.filter((r) => r.path === path).length
+/**
+ * A probe of `fake` under way that will answer its lists as they were when asked, 300 ms later (the
+ * caller resets `listLagMs`): starts a refresh of every backend and waits until `fake` has been asked.
+ * Gives the refresh's answer to come (wrapped: an async function would wait for a promise it returns).
+ */
+async function probeOut(fake: FakeOllama): Promise<{ refresh: Promise<Response> }> {
+  fake.behaviour.listLagMs = 300
+  const seen = fake.received.length
+  const refresh = fetch(`${slow.url}/admin/backends/refresh`, { method: 'POST', headers: slow.auth })
+  while (!fake.received.slice(seen).some((r) => r.path === '/api/tags')) await Bun.sleep(5)
+  return { refresh }
+}
 
 describe('routing by model (SPEC §4.7)', () => {
   test('requests land only on a backend that has the model', async () => {
@@ -167,13 +179,9 @@ describe('discovery (SPEC §4.6)', () => {
   })
 
   test('a refresh asked for while a probe is out polls again after it: its answer shows what changed meanwhile', async () => {
-    // gpuA answers its lists as they were when asked, 300 ms later: the probe already out read them
-    // before the change, so sharing it would answer the old list.
-    gpuA.behaviour.listLagMs = 300
+    // The probe already out read gpuA's lists before the change, so sharing it would answer the old list.
     try {
-      const seen = gpuA.received.length
-      const first = fetch(`${slow.url}/admin/backends/refresh`, { method: 'POST', headers: slow.auth })
-      while (!gpuA.received.slice(seen).some((r) => r.path === '/api/tags')) await Bun.sleep(5)
+      const { refresh: first } = await probeOut(gpuA)
       gpuA.models.push({ name: 'phi4-late:latest' })
       const second = await (await fetch(`${slow.url}/admin/backends/refresh`, { method: 'POST', headers: slow.auth })).json()
       expect(second.backends[0].models).toContain('registry.ollama.ai/library/phi4-late:latest')
@@ -186,11 +194,8 @@ describe('discovery (SPEC §4.6)', () => {
   })
 
   test('a model pulled while a probe of that backend is out is found by the next chat', async () => {
-    gpuC.behaviour.listLagMs = 300
     try {
-      const seen = gpuC.received.length
-      const probe = fetch(`${slow.url}/admin/backends/refresh`, { method: 'POST', headers: slow.auth })
-      while (!gpuC.received.slice(seen).some((r) => r.path === '/api/tags')) await Bun.sleep(5)
+      const { refresh: probe } = await probeOut(gpuC)
       const pull = await fetch(`${slow.url}/api/pull`, {
         method: 'POST',
         headers: { ...slow.auth, 'x-backend': 'gpuC' },
