@@ -114,7 +114,7 @@ export class DiscoveryPoller {
 
   /**
    * Polls one backend; concurrent callers share one probe. A `fresh` poll must see what changed before
-   * it was asked for (a refresh, or a pull, copy or delete just answered): a probe already running may
+   * it was asked for (a refresh, or a pull, create, copy or delete just answered): a probe already running may
    * have read the backend's lists before the change, so a fresh poll runs after it, shared by the other
    * fresh polls asked for meanwhile.
    */
@@ -131,7 +131,7 @@ export class DiscoveryPoller {
       // Once the running probe has ended: a probe started since then started after this call too.
       next = running.then(() => {
         this.queued.delete(backend.name)
-        return this.poll(backend)
+        return this.stopped ? undefined : this.poll(backend)
       })
       this.queued.set(backend.name, next)
     }
