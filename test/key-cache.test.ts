@@ -6,10 +6,18 @@
 
 import { Database } from 'bun:sqlite'
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import postgres from 'postgres'
+import { Authenticator } from '../src/keys/authenticator.ts'
+import { KeyCache } from '../src/keys/cache.ts'
 import { newKey } from '../src/keys/format.ts'
 import { Hasher } from '../src/keys/hasher.ts'
+import { KeyService } from '../src/keys/service.ts'
+import { FailureThrottle } from '../src/keys/throttle.ts'
+import { createMetrics } from '../src/metrics/metrics.ts'
+import { SqliteStore } from '../src/store/sqlite.ts'
 import { FakeOllama } from './helpers/fake-ollama.ts'
 import { type GatewayProcess, startGateway } from './helpers/gateway.ts'
 import { type FreshDatabase, freshDatabase, freshRedis, metricValue } from './helpers/infra.ts'
@@ -190,3 +198,71 @@ for (const mode of modes) {
     })
   })
 }
+
+/** argon2 held until `open()`: a first request's verification stays under way meanwhile. */
+class HeldHasher extends Hasher {
+  private gate = Promise.resolve()
+  private opened = () => {}
+  /** Settles once a verification is waiting at the gate. */
+  entered: Promise<void> = Promise.resolve()
+  private enter = () => {}
+
+  hold(): void {
+    this.gate = new Promise((resolve) => {
+      this.opened = resolve
+    })
+    this.entered = new Promise((resolve) => {
+      this.enter = resolve
+    })
+  }
+
+  open(): void {
+    this.opened()
+  }
+
+  override async verify(encoded: string, secret: string): Promise<boolean> {
+    this.enter()
+    await this.gate
+    return super.verify(encoded, secret)
+  }
+}
+
+describe('a first verification under way when its key is revoked (SPEC §4.5)', () => {
+  test('a request that comes after the revocation does not share it, and is refused', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nnz-test-auth-'))
+    const store = new SqliteStore(dir)
+    try {
+      await store.migrate()
+      const hasher = new HeldHasher({ memoryCost: 19456, timeCost: 2, parallelism: 1, concurrency: 2, maxQueue: 16 })
+      const cache = new KeyCache(60_000)
+      const keys = new KeyService(store, hasher, (id) => cache.evict(id))
+      const auth = new Authenticator({
+        store,
+        cache,
+        hasher,
+        throttle: new FailureThrottle(20, 60_000),
+        metrics: createMetrics(),
+        onUse: () => {},
+        shared: false,
+      })
+      const { key, record } = await keys.create({ name: 'revoked mid-verification' })
+      const headers = new Headers({ authorization: `Bearer ${key}` })
+      hasher.hold()
+      // The first request has read the active record and waits for argon2 when the key is revoked.
+      const first = auth.authenticate(headers, '127.0.0.1')
+      await hasher.entered
+      await keys.revoke(record.id)
+      const second = Promise.resolve(auth.authenticate(headers, '127.0.0.1')).then(
+        (admitted) => `admitted ${admitted.id}`,
+        (err: Error) => err.message,
+      )
+      hasher.open()
+      // The first came before the revocation and is answered as it began; the second is not.
+      expect((await first).id).toBe(record.id)
+      expect(await second).toBe('API key revoked')
+    } finally {
+      await store.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})

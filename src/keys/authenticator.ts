@@ -102,7 +102,9 @@ export class Authenticator implements KeyAuthenticator {
       return this.accept(shared, digest, clientIp, now)
     }
     metrics.keyCacheMisses.inc()
-    const flight = `${id}:${digest.toString('hex')}`
+    // Shared only with requests that came before any eviction since it began: one begun before a
+    // revocation may have read the record from before it (SPEC §4.5).
+    const flight = `${id}:${digest.toString('hex')}:${ticket}`
     let pending = this.verifying.get(flight)
     if (!pending) {
       pending = this.verify(id, secret, digest, clientIp, now, ticket).finally(() => this.verifying.delete(flight))
