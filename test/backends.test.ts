@@ -254,6 +254,48 @@ describe('failures (SPEC §4.7)', () => {
     expect(landed).toBe(true)
   })
 
+  test('a half-open trial whose client leaves before the answer does not keep the backend out for good', async () => {
+    const port = gpuA.port
+    await gpuA.stop()
+    try {
+      // Three refused connections open gpuA's breaker; the requests themselves land on gpuB.
+      for (let i = 0; i < 4; i++) expect((await chat(fast, 'llama3.2')).headers.get('x-backend')).toBe('gpuB')
+    } finally {
+      gpuA.start(port)
+      setModels()
+    }
+    const gpuAState = async () =>
+      (await (await fetch(`${fast.url}/admin/backends`, { headers: fast.auth })).json()).backends[0] as { health: string; breaker: string }
+    try {
+      // gpuA answers slowly now; once it is probed up and its cooldown (1 s) is over, the next chat is the trial.
+      gpuA.perModel.set('llama3.2', { firstByteDelayMs: 2000 })
+      for (let i = 0; i < 100 && (await gpuAState()).health !== 'up'; i++) await Bun.sleep(50)
+      await Bun.sleep(1100)
+      const seen = count(gpuA)
+      const leaving = new AbortController()
+      const trial = fetch(`${fast.url}/api/chat`, {
+        method: 'POST',
+        headers: fast.auth,
+        body: JSON.stringify({ model: 'llama3.2', messages: [], stream: false }),
+        signal: leaving.signal,
+      }).catch(() => undefined)
+      for (let i = 0; i < 100 && count(gpuA) === seen; i++) await Bun.sleep(10)
+      expect(count(gpuA)).toBe(seen + 1)
+      leaving.abort()
+      await trial
+    } finally {
+      gpuA.perModel.delete('llama3.2')
+    }
+    // The trial gave no verdict: a later request is the next trial, and gpuA takes requests again.
+    let landed = false
+    for (let i = 0; i < 30 && !landed; i++) {
+      landed = (await chat(fast, 'llama3.2')).headers.get('x-backend') === 'gpuA'
+      if (!landed) await Bun.sleep(100)
+    }
+    expect(landed).toBe(true)
+    expect((await gpuAState()).breaker).toBe('closed')
+  })
+
   test('a failure after the first byte ends the stream with an error line and is not retried', async () => {
     gpuA.perModel.set('llama3.2', { breakAfter: 1 })
     try {

@@ -31,6 +31,15 @@ export class CircuitBreaker {
     this.state = 'closed'
   }
 
+  /**
+   * A request was sent but ended with no verdict on the backend (its client left before the answer):
+   * in half-open state the next request becomes the trial. Without this, a trial whose client left held
+   * the only slot for good, and the backend never took a request again.
+   */
+  abandon(): void {
+    this.trialInFlight = false
+  }
+
   failure(now = Date.now()): void {
     this.trialInFlight = false
     this.failures++

@@ -316,6 +316,7 @@ export function createProxy(deps: ProxyDeps) {
           // SPEC §4.7: before the first byte a refused or reset connection moves to the next candidate;
           // a timeout does not (the request may be running), nor does a streamed body (already consumed).
           if (err instanceof UpstreamFailure) backend.breaker.failure()
+          else backend.breaker.abandon()
           const retry = err instanceof UpstreamFailure && err.reason !== 'timeout' && !err.partial && endpoint.body !== 'stream'
           if (!retry || last) throw err
         }

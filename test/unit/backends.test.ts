@@ -64,6 +64,16 @@ describe('CircuitBreaker', () => {
     expect(b.allows(500)).toBe(false)
     expect(b.retryAfterS(500)).toBe(1)
   })
+  test('a trial whose client left gives no verdict: the next request becomes the trial', () => {
+    const b = new CircuitBreaker(1, 1000)
+    b.failure(0)
+    expect(b.allows(1000)).toBe(true)
+    b.begin()
+    expect(b.allows(1000)).toBe(false)
+    b.abandon()
+    expect(b.state).toBe('half_open')
+    expect(b.allows(1000)).toBe(true)
+  })
   test('after the cooldown one trial request; its success closes, its failure reopens', () => {
     const b = new CircuitBreaker(1, 1000)
     b.failure(0)
