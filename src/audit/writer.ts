@@ -17,6 +17,8 @@ export interface AuditWriterOptions {
 
 export class AuditWriter {
   private buffer: AuditEvent[] = []
+  /** The batch whose insert is under way: out of the buffer until it is stored, or put back. */
+  private inFlight: readonly AuditEvent[] = []
   private flushing: Promise<void> | undefined
   private timer?: ReturnType<typeof setInterval>
   private failures = 0
@@ -77,12 +79,15 @@ export class AuditWriter {
         // while the insert is in flight, and a failed batch goes back to the front of whichever
         // buffer is current then.
         const batch = this.buffer.splice(0, this.batchSize)
+        this.inFlight = batch
         try {
           // After a failure the store may have kept a batch whose commit we never saw.
           await this.store.insertAudit(batch, { mayRepeat: this.failures > 0 })
         } catch (err) {
           this.buffer.unshift(...batch)
           throw err
+        } finally {
+          this.inFlight = []
         }
         this.metrics.auditFlushed.inc({}, batch.length)
         // SQLite writes block the event loop: small batches with a turn of the loop between them keep
@@ -106,20 +111,31 @@ export class AuditWriter {
     }
   }
 
-  /** Shutdown: flush what the store will take within `deadlineMs`, spill the rest to disk. */
+  /**
+   * Shutdown: flush what the store will take within `deadlineMs`, spill the rest to disk. A batch whose
+   * insert is still under way at the deadline is spilled too: it may yet fail, after nobody is left to
+   * put it anywhere. Replay is idempotent, so a batch that does commit is not stored twice.
+   */
   async stop(deadlineMs: number): Promise<void> {
     clearInterval(this.timer)
     const until = Date.now() + deadlineMs
-    while (this.buffer.length > 0 && Date.now() < until) {
+    while ((this.buffer.length > 0 || this.flushing) && Date.now() < until) {
       this.retryAt = 0
-      await this.flush()
-      if (this.buffer.length > 0) await new Promise((r) => setTimeout(r, 100))
+      // A pass under way may outlast the deadline (a store that does not answer): wait no longer.
+      let timer: ReturnType<typeof setTimeout> | undefined
+      const deadline = new Promise((resolve) => {
+        timer = setTimeout(resolve, until - Date.now())
+      })
+      await Promise.race([this.flush(), deadline])
+      clearTimeout(timer)
+      if (this.buffer.length > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 100))
     }
     await this.spill.settled()
-    if (this.buffer.length > 0) {
-      this.metrics.auditSpilled.inc({}, this.buffer.length)
-      this.log.warn('audit store unreachable at shutdown; events spilled to disk for replay', { events: this.buffer.length })
-      await this.spill.appendNow(this.buffer)
+    const left = [...this.inFlight, ...this.buffer]
+    if (left.length > 0) {
+      this.metrics.auditSpilled.inc({}, left.length)
+      this.log.warn('audit store unreachable at shutdown; events spilled to disk for replay', { events: left.length })
+      await this.spill.appendNow(left)
       this.buffer = []
     }
   }

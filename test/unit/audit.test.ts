@@ -83,4 +83,43 @@ describe('audit writer batching (SPEC §4.10, §7)', () => {
     await writer.stop(1000)
     await store.close()
   })
+  test('a batch whose insert is still under way at shutdown is spilled, and replayed by the next start', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nnz-audit-writer-'))
+    const store = new HeldStore(dir)
+    await store.migrate()
+    const log = createLogger({ level: 'error', format: 'json' })
+    const writer = new AuditWriter(store, log, createMetrics(), { dataDir: dir, bufferSize: 1000, batchSize: 10 })
+    const base = Date.UTC(2026, 11, 8, 2, 0, 0)
+    // The 10th event starts a flush whose insert does not answer.
+    for (let i = 0; i < 10; i++) writer.record(sampleAuditEvent(i, base + i, { key_id: 'k_held' }))
+    expect(writer.buffered).toBe(0)
+    await writer.stop(300)
+    // Only now does the insert fail: nobody is left to put the batch back anywhere.
+    store.fail()
+    await Bun.sleep(10)
+    const restarted = new SqliteStore(dir)
+    const next = new AuditWriter(restarted, log, createMetrics(), { dataDir: dir, bufferSize: 1000, batchSize: 10 })
+    await next.flush()
+    const { items } = await store.queryAudit({ keyId: 'k_held', limit: 100 })
+    expect(items.map((e) => e.request_id).sort()).toEqual(Array.from({ length: 10 }, (_, i) => `req-${i}`).sort())
+    await next.stop(1000)
+    await Promise.all([restarted.close(), store.close()])
+  })
 })
+
+/** A real SQLite store whose audit inserts wait until `fail()`, then fail (a store lost at shutdown). */
+class HeldStore extends SqliteStore {
+  private failNow = () => {}
+  private readonly failed = new Promise<void>((resolve) => {
+    this.failNow = resolve
+  })
+
+  fail(): void {
+    this.failNow()
+  }
+
+  override async insertAudit(_events: readonly AuditEvent[], _opts?: { readonly mayRepeat?: boolean }): Promise<void> {
+    await this.failed
+    throw new Error('the store went away')
+  }
+}
