@@ -123,10 +123,13 @@ describe('replicas whose clocks disagree count on Redis’s clock (SPEC §4.4)',
     for (const client of [redisA, redisB]) client.disconnect()
   })
 
-  /** Waits, if need be, until Redis's clock has at least 5 s left in its window. */
+  /**
+   * Waits, if need be, until Redis's clock has at least 2 s left in its window (the test's admits take
+   * milliseconds). The wait can take that long: the test that calls this has a timeout to match.
+   */
   async function insideOneWindow(): Promise<void> {
     const left = (windowOf(a.now()) + 1) * WINDOW_MS - a.now()
-    if (left < 5_000) await Bun.sleep(left + 100)
+    if (left < 2_000) await Bun.sleep(left + 100)
   }
 
   test('each replica reads the time from Redis: the one 90 s ahead agrees with Redis to well within a second', async () => {
@@ -156,7 +159,7 @@ describe('replicas whose clocks disagree count on Redis’s clock (SPEC §4.4)',
     expect(outcomes.filter((o) => o.startsWith('ok'))).toHaveLength(3)
     expect(outcomes.filter((o) => o === 'refused requests 0')).toHaveLength(3)
     expect(await redisA.get(`nnz:rl:{k_skew_rpm}:r:${windowOf(a.now())}`)).toBe('3')
-  })
+  }, 10_000)
 
   test('max_concurrency=1: the replica whose clock runs ahead does not take the other’s live lease for expired', async () => {
     const limits = { max_concurrency: 1 }
