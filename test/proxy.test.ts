@@ -38,12 +38,12 @@ async function waitFor(cond: () => boolean, ms = 2000): Promise<void> {
   }
 }
 
-/** A streamed /api/generate from a raw client that does not read its answer yet; its upstream record. */
 /** A process's resident set, KiB (Linux's /proc, as operations.test.ts reads it). */
 function rssKb(pid: number): number {
   return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1])
 }
 
+/** A streamed /api/generate from a raw client that does not read its answer yet; its upstream record. */
 async function generateUnread() {
   const body = JSON.stringify({ model: 'llama3.2', prompt: 'x' })
   const socket = connect(gw.port, '127.0.0.1')

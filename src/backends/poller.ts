@@ -114,9 +114,9 @@ export class DiscoveryPoller {
 
   /**
    * Polls one backend; concurrent callers share one probe. A `fresh` poll must see what changed before
-   * it was asked for (a refresh, or a pull, create, copy or delete just answered): a probe already running may
-   * have read the backend's lists before the change, so a fresh poll runs after it, shared by the other
-   * fresh polls asked for meanwhile.
+   * it was asked for (a refresh, or a pull, create, copy or delete just answered): a probe already
+   * running may have read the backend's lists before the change, so a fresh poll runs after it, shared
+   * by the other fresh polls asked for meanwhile.
    */
   poll(backend: Backend, fresh = false): Promise<void> {
     const running = this.pending.get(backend.name)

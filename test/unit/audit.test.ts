@@ -83,6 +83,7 @@ describe('audit writer batching (SPEC §4.10, §7)', () => {
     await writer.stop(1000)
     await store.close()
   })
+
   test('a batch whose insert is still under way at shutdown is spilled, and replayed by the next start', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'nnz-audit-writer-'))
     const store = new HeldStore(dir)
