@@ -503,6 +503,43 @@ describe('clients that leave while queued (SPEC §4.7, §4.8)', () => {
   })
 })
 
+describe('a breaker that opens while requests wait for a slot (SPEC §4.7)', () => {
+  test('the requests still queued are not sent to the failing backend: 503 with Retry-After, in each dialect', async () => {
+    const only = new FakeOllama().start()
+    // Each chat holds the only slot for 200 ms, then fails with Ollama's own 503.
+    only.perModel.set('llama3.2', { failStatus: 503, firstByteDelayMs: 200 })
+    const gw = await startGateway({ env: { OLLAMA_BASE_URL: only.url, OLLAMA_MAX_CONNECTIONS: '1' } })
+    try {
+      // Five requests, chosen for the backend while its breaker was closed; four of them queue.
+      const sent = [chat(gw, 'llama3.2'), chat(gw, 'llama3.2'), chat(gw, 'llama3.2')]
+      await Bun.sleep(50)
+      const queued = [chat(gw, 'llama3.2'), chat(gw, 'llama3.2', '/v1/chat/completions')]
+      // The first three fail in turn, and the third failure opens the breaker.
+      for (const res of await Promise.all(sent)) {
+        expect(res.status).toBe(503)
+        expect((await res.json()).error).toContain('server busy')
+      }
+      // The two still queued are refused by the gateway when their turn comes, never sent.
+      const [native, openai] = (await Promise.all(queued)) as [Response, Response]
+      for (const res of [native, openai]) {
+        expect(res.status).toBe(503)
+        expect(Number(res.headers.get('retry-after'))).toBeGreaterThan(0)
+      }
+      expect((await native.json()).error).toBe("backend 'default' is not taking requests now: its circuit breaker is open; retry shortly")
+      expect((await openai.json()).error).toMatchObject({ type: 'api_error', message: expect.stringContaining('circuit breaker is open') })
+      expect(count(only) + count(only, '/v1/chat/completions')).toBe(3)
+      expect((await (await fetch(`${gw.url}/admin/backends`, { headers: gw.auth })).json()).backends[0]).toMatchObject({
+        breaker: 'open',
+        in_flight: 0,
+        queued: 0,
+      })
+    } finally {
+      await gw.stop()
+      await only.stop()
+    }
+  })
+})
+
 describe('upstream credentials across a retry (SPEC §3.2, §4.7)', () => {
   test('each backend tried gets its own token, and the client key reaches neither', async () => {
     const a = new FakeOllama()

@@ -1,6 +1,8 @@
 // SPEC §4.7: consecutive failures open a per-backend circuit breaker for a cooldown; after it one trial
 // request is let through, and its success closes the breaker again (its failure reopens it).
 export type BreakerState = 'closed' | 'open' | 'half_open'
+/** What `claim()` granted: a plain send (closed), the half-open trial, or nothing now. */
+export type BreakerClaim = 'send' | 'trial' | 'refused'
 
 export class CircuitBreaker {
   private failures = 0
@@ -20,9 +22,16 @@ export class CircuitBreaker {
     return this.state === 'half_open' && !this.trialInFlight
   }
 
-  /** Call when a request is actually sent; in half-open state it becomes the trial. */
-  begin(): void {
-    if (this.state === 'half_open') this.trialInFlight = true
+  /**
+   * Call when a request is about to be sent. The breaker is asked again here because a request chosen
+   * by `allows()` may since have waited in the backend's queue: meanwhile the breaker may have opened,
+   * or another request become the half-open trial. In half-open state the first claim is the trial.
+   */
+  claim(now = Date.now()): BreakerClaim {
+    if (this.state === 'closed') return 'send'
+    if (!this.allows(now)) return 'refused'
+    this.trialInFlight = true
+    return 'trial'
   }
 
   success(): void {
@@ -33,11 +42,12 @@ export class CircuitBreaker {
 
   /**
    * A request was sent but ended with no verdict on the backend (its client left before the answer):
-   * in half-open state the next request becomes the trial. Without this, a trial whose client left held
-   * the only slot for good, and the backend never took a request again.
+   * if it was the trial, the next request becomes the trial. Without this, a trial whose client left held
+   * the only slot for good, and the backend never took a request again. A plain send sent before the
+   * breaker opened frees nothing: the trial under way, if any, is another request's.
    */
-  abandon(): void {
-    this.trialInFlight = false
+  abandon(claim: BreakerClaim): void {
+    if (claim === 'trial') this.trialInFlight = false
   }
 
   failure(now = Date.now()): void {

@@ -289,10 +289,21 @@ export function createProxy(deps: ProxyDeps) {
         const last = i === candidates.length - 1
         // SPEC §4.7: a fair per-backend queue; the slot is held until the response is fully relayed.
         release = backend.admission.tryAcquire() ?? (await backend.admission.acquire(key.id, backend.name, abort))
+        // The breaker is asked again after any wait in the queue: it may have opened meanwhile, or another
+        // request become its half-open trial (SPEC §4.7: one trial at a time).
+        const claim = backend.breaker.claim()
+        if (claim === 'refused') {
+          release()
+          if (!last) continue
+          throw new GatewayError(
+            'no_healthy_backend',
+            `backend '${backend.name}' is not taking requests now: its circuit breaker is ${backend.breaker.state === 'open' ? 'open' : 'half-open, its one trial request under way'}; retry shortly`,
+            { 'retry-after': String(backend.breaker.retryAfterS()) },
+          )
+        }
         // Each backend tried gets its own credential, if it has one (the list itself is shared by the attempts).
         const sent = backend.withAuth(headers)
         backend.inFlight++
-        backend.breaker.begin()
         deadline.refresh()
         try {
           const call = { backend, method: endpoint.method, target, headers: sent, body, abort }
@@ -316,7 +327,7 @@ export function createProxy(deps: ProxyDeps) {
           // SPEC §4.7: before the first byte a refused or reset connection moves to the next candidate;
           // a timeout does not (the request may be running), nor does a streamed body (already consumed).
           if (err instanceof UpstreamFailure) backend.breaker.failure()
-          else backend.breaker.abandon()
+          else backend.breaker.abandon(claim)
           const retry = err instanceof UpstreamFailure && err.reason !== 'timeout' && !err.partial && endpoint.body !== 'stream'
           if (!retry || last) throw err
         }

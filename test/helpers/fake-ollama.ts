@@ -9,7 +9,7 @@ export interface Behaviour {
   chunks: number
   chunkDelayMs: number
   firstByteDelayMs: number
-  /** Answer this status with an Ollama error body instead of streaming. */
+  /** Answer this status with an Ollama error body instead of streaming (after `firstByteDelayMs`). */
   failStatus?: number
   /** Break the connection after this many chunks (no final line). */
   breakAfter?: number
@@ -178,6 +178,7 @@ export class FakeOllama {
     const model = (json.model ?? json.name) as string | undefined
     const b = this.behaviourFor(model)
     if (b.failStatus) {
+      if (b.firstByteDelayMs) await Bun.sleep(b.firstByteDelayMs)
       return errorIn(
         p,
         b.failStatus,
