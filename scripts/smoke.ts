@@ -35,6 +35,45 @@ function statusWithHost(port: number, host: string, head: string, body: string):
     socket.write(`${head}\r\nHost: ${host}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
   })
 }
+/**
+ * A streamed /api/generate from a raw client that does not read until the gateway has let it go, then
+ * reads what comes (for up to 8 s): whether the request was reported aborted as the client's stall, and
+ * upstream aborted; the last bytes read, and whether the connection closed.
+ */
+async function unreadStream(gw: GatewayProcess) {
+  fake.perModel.set('llama3.2', { chunks: 300_000, chunkDelayMs: 0 })
+  const body = JSON.stringify({ model: 'llama3.2', prompt: 'x' })
+  const socket = connect(gw.port, '127.0.0.1')
+  socket.pause()
+  socket.on('error', () => {})
+  let closed = false
+  socket.on('close', () => {
+    closed = true
+  })
+  const seen = fake.received.length
+  socket.write(
+    `POST /api/generate HTTP/1.1\r\nHost: localhost\r\nAuthorization: ${gw.auth.authorization}\r\n` +
+      `Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+  )
+  try {
+    while (!fake.received.slice(seen).some((r) => r.path === '/api/generate')) await Bun.sleep(10)
+    const record = fake.last('/api/generate')
+    const id = record.headers['x-request-id']
+    const line = await gw.waitForLog((l) => l.msg === 'request' && l.request_id === id, 8000).catch(() => undefined)
+    const reported = line?.outcome === 'aborted' && String(line?.error).startsWith('client stopped reading')
+    let tail = ''
+    socket.on('data', (d) => {
+      tail = (tail + d.toString('latin1')).slice(-400)
+    })
+    socket.resume()
+    for (let i = 0; i < 80 && !closed && !tail.endsWith('0\r\n\r\n'); i++) await Bun.sleep(100)
+    return { reported, upstreamAborted: record.aborted, tail, closed }
+  } finally {
+    socket.destroy()
+    fake.perModel.delete('llama3.2')
+  }
+}
+
 const check = (name: string, ok: boolean, detail = '') => {
   if (!ok) failed++
   process.stdout.write(`${ok ? 'ok' : 'not ok'} - ${which}: ${name}${ok || !detail ? '' : ` (${detail})`}\n`)
@@ -56,7 +95,8 @@ try {
   const gw = await startGateway({
     command,
     cwd: which === 'binary' ? dir : root,
-    env: { OLLAMA_BASE_URL: fake.url, DATA_DIR: join(dir, 'data') },
+    // Short read and idle timeouts, for the client that stops reading below.
+    env: { OLLAMA_BASE_URL: fake.url, DATA_DIR: join(dir, 'data'), OLLAMA_READ_TIMEOUT_S: '1', IDLE_TIMEOUT_S: '2' },
   })
   check('starts and listens', gw.port > 0)
   const health = await fetch(`${gw.url}/healthz`)
@@ -94,6 +134,20 @@ try {
     JSON.stringify({ model: 'llama3.2', messages: [], stream: false }),
   )
   check('a request with a two-letter Host reaches its route', shortHost === 200, `status ${shortHost}`)
+  // SPEC §6: a client that stops reading is let go past the read timeout, and its answer then ends, not
+  // as a whole one: on Bun the idle timeout closes the connection; on Deno, which has none to set, the
+  // stream ends with the error line.
+  const letGo = await unreadStream(gw)
+  check(
+    'a client that stops reading is let go: upstream aborted, reported, and its answer ends as a failed one',
+    letGo.reported &&
+      letGo.upstreamAborted &&
+      !letGo.tail.includes('"done":true') &&
+      (which === 'deno'
+        ? letGo.tail.endsWith('the response is incomplete"}\n\r\n0\r\n\r\n')
+        : letGo.closed && !letGo.tail.endsWith('0\r\n\r\n')),
+    JSON.stringify({ ...letGo, tail: letGo.tail.slice(-120) }),
+  )
   // SPEC §4.10: both chats are in the audit log, written by the embedded store's audit thread (a
   // thread that cannot start, say its module missing from the binary, is logged and replaced by the event loop).
   await Bun.sleep(600)

@@ -45,7 +45,7 @@ export class Relay implements BodyRelay {
   private bytesOut = 0
   private finished = false
   /** How the stream's owner drops a client that stopped reading (see stall). */
-  private giveUp: (() => void) | undefined
+  private giveUp: ((line: Uint8Array) => void) | undefined
 
   constructor(private readonly opts: RelayOptions) {
     opts.deadline.refresh()
@@ -75,7 +75,7 @@ export class Relay implements BodyRelay {
       reason instanceof UpstreamTimeout
         ? `upstream stopped sending for ${reason.seconds}s; stream ended by the gateway`
         : 'upstream connection failed mid-stream; the response is incomplete'
-    const line = encoder.encode(midStreamError(this.opts.contentType, message, this.opts.dialect))
+    const line = this.errorLine(message)
     this.bytesOut += line.byteLength
     this.done('error', err instanceof Error && !(reason instanceof UpstreamTimeout) ? err.message : message)
     return line
@@ -91,7 +91,7 @@ export class Relay implements BodyRelay {
    * Upstream waits while the client does not read: it is not silent then, so the deadline measures
    * the client instead, from the stall's start, and past it the client counts as gone.
    */
-  stall(on: boolean, giveUp: () => void): void {
+  stall(on: boolean, giveUp: (line: Uint8Array) => void): void {
     if (this.finished) return
     if (on) {
       this.giveUp = giveUp
@@ -100,8 +100,14 @@ export class Relay implements BodyRelay {
   }
 
   private readonly stalledTooLong = (seconds: number): void => {
-    this.giveUp?.()
-    this.cancel(new ClientGone(`client stopped reading for ${seconds}s`))
+    const why = `client stopped reading for ${seconds}s`
+    this.giveUp?.(this.errorLine(`${why}; the response is incomplete`))
+    this.cancel(new ClientGone(why))
+  }
+
+  /** The stream's error line in the route's dialect (SPEC §5). */
+  private errorLine(message: string): Uint8Array {
+    return encoder.encode(midStreamError(this.opts.contentType, message, this.opts.dialect))
   }
 
   private done(outcome: Outcome, error?: string): void {

@@ -405,8 +405,11 @@ export function createProxy(deps: ProxyDeps) {
         onDone: done,
       })
       // SPEC §7: the runtime's client passes each chunk through the relay into the stream the server
-      // reads; fetch's body is pulled through a second stream.
-      const relayed = streamed ? streamed.relay(relay) : relayStream(fetched?.body as ReadableStream<Uint8Array>, relay)
+      // reads; fetch's body is pulled through a second stream. A runtime with an idle timeout to set
+      // (holdOpen) closes a let-go client's connection by it; elsewhere the stream must drop it.
+      const relayed = streamed
+        ? streamed.relay(relay)
+        : relayStream(fetched?.body as ReadableStream<Uint8Array>, relay, deps.holdOpen !== undefined)
       return new Response(relayed, { status: upstream.status, headers: responseHeaders })
     } catch (err) {
       deadline?.clear()

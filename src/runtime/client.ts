@@ -132,9 +132,10 @@ export interface BodyRelay {
   cancel(): void
   /**
    * The client's socket cannot take more (true) or has taken it (false). A stall longer than the
-   * relay allows ends the exchange as the client's departure, and `giveUp` drops its connection.
+   * relay allows ends the exchange as the client's departure, and `giveUp` drops its connection; it is
+   * handed the error line that ends the stream where the connection is not dropped (see relayStream).
    */
-  stall(on: boolean, giveUp: () => void): void
+  stall(on: boolean, giveUp: (line: Uint8Array) => void): void
 }
 
 /**
@@ -142,18 +143,38 @@ export interface BodyRelay {
  * that pulls one chunk at a time, so nothing is queued between the two. Between a chunk handed on and
  * the server's next pull, the client has not taken it: a stall, for the relay to bound.
  */
-export function relayStream(body: ReadableStream<Uint8Array>, relay: BodyRelay): ReadableStream<Uint8Array> {
+export function relayStream(
+  body: ReadableStream<Uint8Array>,
+  relay: BodyRelay,
+  /** Whether the server's idle timeout will close a let-go client's connection (see below). */
+  idleCloses = true,
+): ReadableStream<Uint8Array> {
   const reader = body.getReader()
   // A client let go gets nothing more, not even the stream's end, which would pass a cut answer off as
-  // whole: the stream is left open for the server's idle timeout to close, as the runtime's own
-  // client's is (http1.bun.ts). Erroring it would close it at once, but Bun prints a stream's error.
+  // whole. Where the server's idle timeout closes the connection once the request is over (Bun), the
+  // stream is left open for it, as the runtime's own client's is (http1.bun.ts): erroring it would
+  // close it at once, but Bun prints a stream's error. Elsewhere (Deno) nothing would ever end it, and a
+  // client that read again would wait for good; erroring it there is printed too. So there the stream
+  // ends with the relay's error line, which every client reads as a failed answer (UPSTREAM §3).
   let gone = false
-  const giveUp = () => {
+  let endWith: ((line: Uint8Array) => void) | undefined
+  const giveUp = (line: Uint8Array) => {
     gone = true
     reader.cancel().catch(() => {})
+    endWith?.(line)
   }
   return new ReadableStream<Uint8Array>(
     {
+      start(controller) {
+        if (idleCloses) return
+        endWith = (line) => {
+          // Unless the server has cancelled the stream meanwhile (the client left after all).
+          try {
+            controller.enqueue(line)
+            controller.close()
+          } catch {}
+        }
+      },
       async pull(controller) {
         if (gone) return new Promise<void>(() => {})
         relay.stall(false, giveUp)

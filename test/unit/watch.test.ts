@@ -199,4 +199,50 @@ describe("a relayed stream's stalls (SPEC §6: timeouts bound what one client ca
       server.stop(true)
     }
   })
+
+  test('where no idle timeout will close the connection (Deno), the let-go client reads the error line and the end', async () => {
+    const watch = new RequestWatch(300, () => undefined)
+    const abort = new Cancel()
+    const results: RelayResult[] = []
+    let sourceCancelled = false
+    const piece = new Uint8Array(64 * 1024).fill(120)
+    const source = new ReadableStream<Uint8Array>({
+      pull: (controller) => controller.enqueue(piece),
+      cancel: () => {
+        sourceCancelled = true
+      },
+    })
+    const server = Bun.serve({
+      port: 0,
+      hostname: '127.0.0.1',
+      idleTimeout: 0,
+      fetch: () => new Response(relayStream(source, relayOn(watch, abort, results), false)),
+    })
+    try {
+      const socket = connect(server.port as number, '127.0.0.1')
+      socket.pause()
+      socket.on('error', () => {})
+      socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n')
+      const until = Date.now() + 3000
+      while (results.length === 0 && Date.now() < until) await Bun.sleep(20)
+      expect(results[0]).toMatchObject({ outcome: 'aborted', error: 'client stopped reading for 0.3s' })
+      await Bun.sleep(50)
+      expect(sourceCancelled).toBe(true)
+      // Read again: what was sent before the let-go, then the error line, then the chunked end.
+      let tail = ''
+      const ended = new Promise<void>((resolve) =>
+        socket.on('data', (d) => {
+          tail = (tail + d.toString('latin1')).slice(-200)
+          if (tail.endsWith('0\r\n\r\n')) resolve()
+        }),
+      )
+      socket.resume()
+      await Promise.race([ended, Bun.sleep(3000)])
+      expect(tail).toEndWith('{"error":"client stopped reading for 0.3s; the response is incomplete"}\n\r\n0\r\n\r\n')
+      expect(results).toHaveLength(1)
+      socket.destroy()
+    } finally {
+      server.stop(true)
+    }
+  })
 })
