@@ -167,6 +167,13 @@ try {
   }
   const code = await gw.stop('SIGTERM')
   check('SIGTERM exits 0', code === 0, `exit ${code}\n${gw.output()}`)
+  // SPEC §4.12: everything the gateway wrote here is its JSON log: a runtime's own warnings or a
+  // stream's printed error would be lines no log shipper can parse.
+  const stray = gw
+    .output()
+    .split('\n')
+    .filter((l) => l.trim() !== '' && !l.startsWith('{'))
+  check('writes nothing but JSON log lines', stray.length === 0, stray.slice(0, 5).join('\n'))
   // Cluster mode: postgres.js and ioredis from the binary and on Deno, and the audit COPY through them.
   const db = await freshDatabase()
   let cluster: GatewayProcess | undefined

@@ -37,7 +37,10 @@ function withRoutableUrl(request: Request): Request {
   if (path >= 11 || path === -1) return request
   const port = url.slice(authority, path).indexOf(':')
   const host = port === -1 ? 'localhost' : `localhost${url.slice(authority + port, path)}`
-  return new Request(url.slice(0, authority) + host + url.slice(path), request)
+  // Only what the gateway reads is copied: copying the request itself reads its `signal`, on which Deno
+  // prints a warning about that signal's legacy behaviour (the gateway does not use it: clientSignal).
+  const init = { method: request.method, headers: request.headers, body: request.body, duplex: 'half' }
+  return new Request(url.slice(0, authority) + host + url.slice(path), init as RequestInit)
 }
 
 export const denoRuntime: Runtime = {
