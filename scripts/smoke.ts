@@ -35,6 +35,32 @@ function statusWithHost(port: number, host: string, head: string, body: string):
     socket.write(`${head}\r\nHost: ${host}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
   })
 }
+/** A non-streamed chat whose answer takes 3 s, left by its client after 300 ms: what upstream and the log saw. */
+async function leaveEarly(gw: GatewayProcess) {
+  fake.perModel.set('llama3.2', { firstByteDelayMs: 3000 })
+  try {
+    const seen = fake.received.length
+    const leaving = new AbortController()
+    const answer = fetch(`${gw.url}/api/chat`, {
+      method: 'POST',
+      headers: gw.auth,
+      body: JSON.stringify({ model: 'llama3.2', messages: [], stream: false }),
+      signal: leaving.signal,
+    }).catch(() => undefined)
+    while (!fake.received.slice(seen).some((r) => r.path === '/api/chat')) await Bun.sleep(10)
+    const record = fake.last('/api/chat')
+    await Bun.sleep(300)
+    leaving.abort()
+    await answer
+    for (let i = 0; i < 20 && !record.aborted; i++) await Bun.sleep(50)
+    const id = record.headers['x-request-id']
+    const line = await gw.waitForLog((l) => l.msg === 'request' && l.request_id === id, 5000).catch(() => undefined)
+    return { upstreamAborted: record.aborted, status: line?.status, outcome: line?.outcome }
+  } finally {
+    fake.perModel.delete('llama3.2')
+  }
+}
+
 /**
  * A streamed /api/generate from a raw client that does not read until the gateway has let it go, then
  * reads what comes (for up to 8 s): whether the request was reported aborted as the client's stall, and
@@ -134,6 +160,14 @@ try {
     JSON.stringify({ model: 'llama3.2', messages: [], stream: false }),
   )
   check('a request with a two-letter Host reaches its route', shortHost === 200, `status ${shortHost}`)
+  // SPEC §4.8: a client that leaves before the answer's head aborts the upstream request at once (the
+  // backend would otherwise generate on for nobody).
+  const left = await leaveEarly(gw)
+  check(
+    'a client that leaves before the answer aborts upstream at once, reported as aborted (499)',
+    left.upstreamAborted && left.status === 499 && left.outcome === 'aborted',
+    JSON.stringify(left),
+  )
   // SPEC §6: a client that stops reading is let go past the read timeout, and its answer then ends, not
   // as a whole one: on Bun the idle timeout closes the connection; on Deno, which has none to set, the
   // stream ends with the error line.

@@ -22,6 +22,8 @@ declare const Deno: {
 }
 
 const peers = new WeakMap<Request, string>()
+/** A request's copy (withRoutableUrl) → the request Deno served, whose signal means its client. */
+const served = new WeakMap<Request, Request>()
 
 /**
  * Elysia's fetch handler cuts the path from the URL at the first `/` from index 11, taking the host to
@@ -37,10 +39,12 @@ function withRoutableUrl(request: Request): Request {
   if (path >= 11 || path === -1) return request
   const port = url.slice(authority, path).indexOf(':')
   const host = port === -1 ? 'localhost' : `localhost${url.slice(authority + port, path)}`
-  // Only what the gateway reads is copied: copying the request itself reads its `signal`, on which Deno
-  // prints a warning about that signal's legacy behaviour (the gateway does not use it: clientSignal).
+  // Only what the gateway reads is copied: copying the request itself would read its `signal` for
+  // every such request (clientSignal reads the served request's only for one still in flight).
   const init = { method: request.method, headers: request.headers, body: request.body, duplex: 'half' }
-  return new Request(url.slice(0, authority) + host + url.slice(path), init as RequestInit)
+  const copy = new Request(url.slice(0, authority) + host + url.slice(path), init as RequestInit)
+  served.set(copy, request)
+  return copy
 }
 
 export const denoRuntime: Runtime = {
@@ -71,9 +75,10 @@ export const denoRuntime: Runtime = {
     }
   },
   clientIp: (request) => peers.get(request) ?? 'unknown',
-  // Deno's request.signal also fires after a successful response, so it cannot mean "client left";
-  // a departed client still cancels the response stream, which aborts upstream (proxy/relay.ts).
-  clientSignal: () => undefined,
+  // With Deno's `no-legacy-abort` (deno.json) request.signal fires only when the client leaves before
+  // the response is sent. Without it, it fires after a successful response too, when the request is
+  // over and nothing is left to abort, and Deno prints a warning about it once.
+  clientSignal: (request) => (served.get(request) ?? request).signal,
   onSignal: (signal, handler) => Deno.addSignalListener(signal, handler),
   exit: (code) => Deno.exit(code),
   asset(name) {
