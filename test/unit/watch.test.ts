@@ -157,24 +157,33 @@ describe("a relayed stream's stalls (SPEC §6: timeouts bound what one client ca
     expect(results).toHaveLength(1)
   })
 
-  test("through fetch's body (relayStream), a client that stops reading is let go: the source cancelled, the connection left to the idle timeout", async () => {
+  /**
+   * An endless source relayed through fetch's path (relayStream) by a server with this idle timeout;
+   * the request's deadline is 300 ms. `sourceCancelled` is read after the let-go.
+   */
+  const endlessRelayed = (idleTimeout: number, idleCloses: boolean) => {
     const watch = new RequestWatch(300, () => undefined)
     const abort = new Cancel()
     const results: RelayResult[] = []
-    let sourceCancelled = false
+    const state = { sourceCancelled: false }
     const piece = new Uint8Array(64 * 1024).fill(120)
     const source = new ReadableStream<Uint8Array>({
       pull: (controller) => controller.enqueue(piece),
       cancel: () => {
-        sourceCancelled = true
+        state.sourceCancelled = true
       },
     })
     const server = Bun.serve({
       port: 0,
       hostname: '127.0.0.1',
-      idleTimeout: 1,
-      fetch: () => new Response(relayStream(source, relayOn(watch, abort, results))),
+      idleTimeout,
+      fetch: () => new Response(relayStream(source, relayOn(watch, abort, results), idleCloses)),
     })
+    return { abort, results, state, server }
+  }
+
+  test("through fetch's body (relayStream), a client that stops reading is let go: the source cancelled, the connection left to the idle timeout", async () => {
+    const { abort, results, state, server } = endlessRelayed(1, true)
     try {
       const socket = connect(server.port as number, '127.0.0.1')
       socket.pause()
@@ -187,7 +196,7 @@ describe("a relayed stream's stalls (SPEC §6: timeouts bound what one client ca
       expect(results[0]).toMatchObject({ outcome: 'aborted', error: 'client stopped reading for 0.3s' })
       expect(abort.reason).toBeInstanceOf(ClientGone)
       await Bun.sleep(50)
-      expect(sourceCancelled).toBe(true)
+      expect(state.sourceCancelled).toBe(true)
       let tail = ''
       socket.on('data', (d) => {
         tail = (tail + d.toString('latin1')).slice(-16)
@@ -201,23 +210,7 @@ describe("a relayed stream's stalls (SPEC §6: timeouts bound what one client ca
   })
 
   test('where no idle timeout will close the connection (Deno), the let-go client reads the error line and the end', async () => {
-    const watch = new RequestWatch(300, () => undefined)
-    const abort = new Cancel()
-    const results: RelayResult[] = []
-    let sourceCancelled = false
-    const piece = new Uint8Array(64 * 1024).fill(120)
-    const source = new ReadableStream<Uint8Array>({
-      pull: (controller) => controller.enqueue(piece),
-      cancel: () => {
-        sourceCancelled = true
-      },
-    })
-    const server = Bun.serve({
-      port: 0,
-      hostname: '127.0.0.1',
-      idleTimeout: 0,
-      fetch: () => new Response(relayStream(source, relayOn(watch, abort, results), false)),
-    })
+    const { results, state, server } = endlessRelayed(0, false)
     try {
       const socket = connect(server.port as number, '127.0.0.1')
       socket.pause()
@@ -227,7 +220,7 @@ describe("a relayed stream's stalls (SPEC §6: timeouts bound what one client ca
       while (results.length === 0 && Date.now() < until) await Bun.sleep(20)
       expect(results[0]).toMatchObject({ outcome: 'aborted', error: 'client stopped reading for 0.3s' })
       await Bun.sleep(50)
-      expect(sourceCancelled).toBe(true)
+      expect(state.sourceCancelled).toBe(true)
       // Read again: what was sent before the let-go, then the error line, then the chunked end.
       let tail = ''
       const ended = new Promise<void>((resolve) =>
