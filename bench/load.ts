@@ -1,7 +1,5 @@
-// Load clients the benchmark runs as separate processes (so they never share a CPU turn with a server).
-//   bun bench/load.ts rate <url> <rps> <seconds> <authorization>
-//     open loop: requests leave on a fixed schedule; latency is measured from the scheduled time,
-//     so a stalled server cannot hide its queueing (no coordinated omission).
+// The streaming load client the benchmark runs as a separate process (so it never shares a CPU turn with
+// a server); the fixed-rate one is bench/rate.c.
 //   bun bench/load.ts stream <url> <count> 0 <authorization>
 //     sequential streamed chats; time to first byte, and per-chunk delay from the upstream's
 //     `sent_at` stamp (same machine, same clock) to arrival here. STREAM_WARMUP chats go first, at
@@ -9,44 +7,9 @@
 // Prints one JSON object.
 import { percentiles } from './stats.ts'
 
-const [mode, url, a, b, authorization] = process.argv.slice(2)
+const [mode, url, a, , authorization] = process.argv.slice(2)
 const headers = { 'content-type': 'application/json', authorization: authorization ?? '' }
-const CHAT = JSON.stringify({ model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }], stream: false })
 const STREAM = JSON.stringify({ model: 'bench-stream', messages: [{ role: 'user', content: 'hi' }] })
-
-async function rate(target: string, rps: number, seconds: number) {
-  const total = Math.round(rps * seconds)
-  const latencies: number[] = []
-  let errors = 0
-  const start = performance.now() + 50
-  const inflight: Promise<void>[] = []
-  let sent = 0
-  await new Promise<void>((resolve) => {
-    const tick = () => {
-      const now = performance.now()
-      while (sent < total && start + (sent * 1000) / rps <= now) {
-        const scheduled = start + (sent * 1000) / rps
-        sent++
-        inflight.push(
-          fetch(target, { method: 'POST', headers, body: CHAT })
-            .then(async (res) => {
-              await res.arrayBuffer()
-              if (res.status !== 200) errors++
-              else latencies.push(performance.now() - scheduled)
-            })
-            .catch(() => {
-              errors++
-            }),
-        )
-      }
-      if (sent >= total) resolve()
-      else setTimeout(tick, 0)
-    }
-    tick()
-  })
-  await Promise.all(inflight)
-  return { rps, seconds, sent, errors, latency_ms: percentiles(latencies) }
-}
 
 /**
  * Streamed chats not measured, before the measured ones, so that the target's streaming code is warm,
@@ -129,6 +92,7 @@ async function stream(target: string, count: number) {
   return { count, errors, ttfb_ms: percentiles(ttfb), chunk_delay_ms: percentiles(delays), samples: { ttfb, ttfbLong, delays } }
 }
 
-const result = mode === 'rate' ? await rate(url as string, Number(a), Number(b)) : await stream(url as string, Number(a))
+if (mode !== 'stream') throw new Error('usage: bun bench/load.ts stream <url> <count> 0 <authorization>')
+const result = await stream(url as string, Number(a))
 process.stdout.write(`${JSON.stringify(result)}\n`)
 process.exit(0)
