@@ -100,8 +100,9 @@ static void finish(struct conn *c, int ok) {
   c->len = 0;
 }
 
-/** A broken connection: its request failed, and it is opened again. */
-static void reopen(struct conn *c) {
+/** Closes a connection that broke or that the server closed; a request under way on it failed. New
+ * connections open on demand. */
+static void drop(struct conn *c) {
   if (c->asked) finish(c, 0);
   epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
   close(c->fd);
@@ -120,7 +121,7 @@ static void send_on(struct conn *c, double scheduled) {
   c->len = 0;
   if (c->state == CONNECTING) return; // written once connected
   c->state = BUSY;
-  if (!flush(c)) reopen(c);
+  if (!flush(c)) drop(c);
 }
 
 /** Where the header ends, or 0 when it has not all come. */
@@ -161,12 +162,12 @@ static int chunked_done(const struct conn *c, size_t at) {
 static void on_readable(struct conn *c) {
   for (;;) {
     if (c->len == BUF) {
-      reopen(c);
+      drop(c);
       return;
     }
     ssize_t n = read(c->fd, c->buf + c->len, BUF - c->len);
     if (n == 0 || (n < 0 && errno != EAGAIN)) {
-      reopen(c);
+      drop(c);
       return;
     }
     if (n < 0) return;
@@ -182,14 +183,14 @@ static void on_readable(struct conn *c) {
     else if (encoding && strncasecmp(encoding, "chunked", 7) == 0) complete = chunked_done(c, end);
     else complete = -1; // neither: the answer runs to the close, not what this client measures
     if (complete < 0) {
-      reopen(c);
+      drop(c);
       return;
     }
     if (complete) {
       const char *connection = header(c, end, "connection");
       int closing = connection && strncasecmp(connection, "close", 5) == 0;
       finish(c, ok);
-      if (closing) reopen(c);
+      if (closing) drop(c);
       return;
     }
   }
@@ -267,17 +268,17 @@ int main(int argc, char **argv) {
         socklen_t len = sizeof err;
         getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
         if (err) {
-          reopen(c);
+          drop(c);
           continue;
         }
         c->state = c->asked ? BUSY : IDLE;
         if (c->asked && !flush(c)) {
-          reopen(c);
+          drop(c);
           continue;
         }
       }
       if (c->state == BUSY && (events[i].events & EPOLLOUT) && c->sent < request_len && !flush(c)) {
-        reopen(c);
+        drop(c);
         continue;
       }
       if (events[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) on_readable(c);
@@ -310,7 +311,8 @@ int main(int argc, char **argv) {
     for (long i = 0; i < answered; i++) fprintf(f, "%.3f %.4f\n", sent_at[i] - start, latencies[i]);
     fclose(f);
   }
-  printf("{\"start_ms\":%.3f,\"rps\":%g,\"seconds\":%g,\"sent\":%ld,\"errors\":%ld,\"connections\":%d,", start, rps, seconds, sent_n, errors, nconns);
+  printf("{\"start_ms\":%.3f,\"rps\":%g,\"seconds\":%g,\"sent\":%ld,\"errors\":%ld,\"connections\":%d,", start,
+         rps, seconds, sent_n, errors, nconns);
   print_percentiles("latency_ms", latencies, answered);
   printf(",");
   print_percentiles("late_ms", lateness, sent_n);
