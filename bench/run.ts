@@ -193,8 +193,9 @@ function wrkResult(out: string): WrkResult {
   }
 }
 
-function load(mode: 'stream', url: string, key: string | undefined, a: number, b = 0) {
-  const res = spawnSync([bun, join(import.meta.dir, 'load.ts'), mode, url, String(a), String(b), key ? `Bearer ${key}` : ''])
+/** `count` streamed chats through bench/load.ts (its warm-up first). */
+function streamLoad(url: string, key: string | undefined, count: number) {
+  const res = spawnSync([bun, join(import.meta.dir, 'load.ts'), 'stream', url, String(count), '0', key ? `Bearer ${key}` : ''])
   return JSON.parse(res.stdout.toString())
 }
 
@@ -489,7 +490,7 @@ interface StreamRun {
   chunk_delay_ms: Percentiles
   samples: { ttfb: number[]; ttfbLong: number[]; delays: number[] }
 }
-const streamRuns = await inTurn('streaming', (row): StreamRun => load('stream', `${row.target.url}/api/chat`, row.target.key, STREAMS))
+const streamRuns = await inTurn('streaming', (row): StreamRun => streamLoad(`${row.target.url}/api/chat`, row.target.key, STREAMS))
 for (const row of rows) {
   const runs = streamRuns.get(row) ?? []
   row.stream = {
